@@ -1,0 +1,43 @@
+import type { GapReason } from '../protocol/frames.js'
+import type { Position } from '../protocol/position.js'
+
+/** A message as stored by a broker. */
+export interface StoredMessage {
+  channel: string
+  event: string
+  data: unknown
+  epoch: string
+  offset: number
+}
+
+/** What a broker can replay for a subscription that resumes. */
+export interface Recovery {
+  /** Position the replay starts after (the `subscribed` frame's position). */
+  epoch: string
+  offset: number
+  /** Messages after that position, in order, up to the channel's newest. */
+  messages: StoredMessage[]
+  /** Set when the requested position could not be recovered in full. */
+  gap?: GapReason
+}
+
+/**
+ * Stores channel history and fans messages out to the server processes that
+ * subscribe. The in-memory broker serves one process; a Redis broker serves
+ * several, with history and positions kept in Redis so a client can resume on
+ * any node. Transports never talk to a broker directly: the hub does.
+ */
+export interface Broker {
+  /** Appends a message to a channel's history and delivers it to every subscribed listener. */
+  publish(channel: string, event: string, data: unknown): Promise<StoredMessage>
+  /**
+   * Starts delivering a channel's new messages to `listener`, in offset order.
+   * Resolves once delivery is guaranteed for every message published after it.
+   * Returns a function that stops delivery.
+   */
+  subscribe(channel: string, listener: (message: StoredMessage) => void): Promise<() => void>
+  /** Everything after `since` (or nothing, with the current position, when `since` is undefined). */
+  recover(channel: string, since: Position | undefined): Promise<Recovery>
+  /** Releases resources; pending calls may reject. */
+  close(): Promise<void>
+}

@@ -1,0 +1,69 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerFrame } from '../protocol/frames.js'
+
+// Plain HTTP exchanges of the push endpoints: frame bodies in and out, tokens.
+
+/** Answers with one frame as a JSON body. */
+export function sendFrame(res: ServerResponse, status: number, frame: ServerFrame, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return
+  const body = JSON.stringify(frame)
+  res.writeHead(status, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    'Cache-Control': 'no-store',
+    ...headers,
+  })
+  res.end(body)
+}
+
+/** `Authorization: Bearer <token>` (protocol.md 3.1); undefined without one. */
+export function bearerToken(req: IncomingMessage): string | undefined {
+  const header = req.headers.authorization
+  if (!header) return undefined
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)
+  return match?.[1]
+}
+
+export type BodyRead = { ok: true; bytes: number; text: string } | { ok: false; reason: 'too-large' | 'aborted' }
+
+/**
+ * Reads a request body up to `limit` bytes. Past the limit it stops keeping
+ * data (it still drains the request, so the 413 answer reaches a client that
+ * is still sending).
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+  return new Promise((resolve) => {
+    const declared = Number(req.headers['content-length'])
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume()
+      resolve({ ok: false, reason: 'too-large' })
+      return
+    }
+    const chunks: Buffer[] = []
+    let bytes = 0
+    let done = false
+    const finish = (result: BodyRead): void => {
+      if (done) return
+      done = true
+      resolve(result)
+    }
+    req.on('data', (chunk: Buffer) => {
+      if (done) return
+      bytes += chunk.length
+      if (bytes > limit) {
+        chunks.length = 0
+        finish({ ok: false, reason: 'too-large' })
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => finish({ ok: true, bytes, text: Buffer.concat(chunks, bytes).toString('utf8') }))
+    req.on('error', () => finish({ ok: false, reason: 'aborted' }))
+    req.on('close', () => finish({ ok: false, reason: 'aborted' }))
+  })
+}
+
+/** Matches `application/json` and `application/<x>+json`, with parameters. */
+export function isJsonContentType(value: string | undefined): boolean {
+  return value !== undefined && /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(value)
+}

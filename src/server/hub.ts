@@ -1,0 +1,313 @@
+import type { Position } from '../protocol/position.js'
+import type { Broker, Recovery, StoredMessage } from './broker.js'
+import { Connection, FlushScheduler } from './connection.js'
+import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
+import type { Logger } from './push-server.js'
+
+export interface HubOptions {
+  broker: Broker
+  heartbeatMs: number
+  heartbeatGraceMs: number
+  maxSubscriptions: number
+  maxBufferedBytes: number
+  logger: Logger
+}
+
+/** One channel's entry in a connection's subscription table. */
+export interface SubscribeRequest {
+  channel: string
+  since?: Position | undefined
+  rid?: string | undefined
+  /**
+   * The client already holds this subscription at `since` (a poll carrying
+   * its positions): `subscribed` goes out only when the position changes,
+   * that is with a gap, so a poll with nothing new stays empty.
+   */
+  continues?: boolean | undefined
+}
+
+/** A connection's subscription to one channel. */
+export interface Subscription {
+  readonly connection: Connection
+  readonly channel: string
+  readonly rid: string | undefined
+  readonly since: Position | undefined
+  readonly continues: boolean
+  readonly local: LocalChannel
+  /** Live messages that arrived while recovering; undefined once live. */
+  backlog: StoredMessage[] | undefined
+  /** Position of the last frame sent for this channel (valid once live). */
+  epoch: string
+  offset: number
+  active: boolean
+}
+
+/** A channel with subscribers in this process: one broker subscription, shared by all of them. */
+interface LocalChannel {
+  readonly name: string
+  readonly subscribers: Set<Subscription>
+  /** Resolves when the broker delivers every message published from now on. */
+  ready: Promise<void>
+  stop: (() => void) | undefined
+  released: boolean
+}
+
+/** How long shutdown waits for clients to complete the close handshake. */
+const SHUTDOWN_WAIT_MS = 1000
+/** Close frames ask for a reconnect delay in [0, this), so clients don't all come back at once. */
+const SHUTDOWN_RETRY_SPREAD_MS = 2000
+
+/**
+ * Channels, subscriptions and fan-out, independent of transports: a
+ * transport creates a {@link Connection}, adds it, and asks to subscribe.
+ */
+export class Hub {
+  readonly scheduler: FlushScheduler
+  readonly #options: HubOptions
+  readonly #connections = new Set<Connection>()
+  readonly #channels = new Map<string, LocalChannel>()
+  readonly #heartbeat: ReturnType<typeof setInterval>
+  #closed = false
+
+  constructor(options: HubOptions) {
+    this.#options = options
+    this.scheduler = new FlushScheduler(this.#checkBacklog)
+    // One interval for all connections: a timer per connection costs memory and wakeups.
+    this.#heartbeat = setInterval(this.#beat, options.heartbeatMs).unref()
+  }
+
+  stats(): { connections: number; channels: number; subscriptions: number } {
+    let subscriptions = 0
+    for (const connection of this.#connections) subscriptions += connection.subscriptions.size
+    return { connections: this.#connections.size, channels: this.#channels.size, subscriptions }
+  }
+
+  /** False once shutdown has begun: transports that authenticate asynchronously check before adding. */
+  get isOpen(): boolean {
+    return !this.#closed
+  }
+
+  add(connection: Connection): void {
+    this.#connections.add(connection)
+  }
+
+  /** Forgets a connection and everything kept for it. Idempotent. */
+  remove(connection: Connection): void {
+    if (!this.#connections.delete(connection)) return
+    for (const subscription of connection.subscriptions.values()) this.#detach(subscription)
+    connection.markClosed()
+  }
+
+  /**
+   * Subscribes `connection` to each request's channel, resuming from its
+   * position (protocol.md 4). Frames for the requests go out in request
+   * order: `subscribed`, the replay, then live messages. Never rejects.
+   */
+  async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
+    const started: Subscription[] = []
+    for (const request of requests) {
+      if (!connection.isOpen) return
+      const previous = connection.subscriptions.get(request.channel)
+      if (previous) {
+        // Subscribing again replaces the subscription (a recovery still running for it is dropped).
+        this.#detach(previous)
+      } else if (connection.subscriptions.size >= this.#options.maxSubscriptions) {
+        const message = `more than ${this.#options.maxSubscriptions} subscriptions`
+        connection.send(new OutFrame(errorFrame('TOO_MANY_SUBSCRIPTIONS', message, request)))
+        continue
+      }
+      const local = this.#localChannel(request.channel)
+      const subscription: Subscription = {
+        connection,
+        channel: request.channel,
+        rid: request.rid,
+        since: request.since,
+        continues: request.continues === true && request.since !== undefined,
+        local,
+        // Listening before recovering, and buffering meanwhile, is what makes
+        // resume race-free with an async broker: a message published during
+        // recovery is either in the recovery or in the backlog (or both;
+        // offsets drop the duplicate).
+        backlog: [],
+        epoch: '',
+        offset: 0,
+        active: true,
+      }
+      local.subscribers.add(subscription)
+      connection.subscriptions.set(request.channel, subscription)
+      started.push(subscription)
+    }
+    const recoveries = await Promise.allSettled(
+      started.map((s) => s.local.ready.then(() => this.#options.broker.recover(s.channel, s.since))),
+    )
+    started.forEach((subscription, i) => {
+      const recovery = recoveries[i]
+      if (!subscription.active || !recovery) return
+      if (recovery.status === 'fulfilled') {
+        this.#goLive(subscription, recovery.value)
+        return
+      }
+      this.#options.logger.error(`pushline: subscribing to ${subscription.channel} failed`, recovery.reason)
+      const { rid, channel } = subscription
+      subscription.connection.send(new OutFrame(errorFrame('INTERNAL', 'subscribe failed', { rid, channel })))
+      this.#detach(subscription)
+    })
+  }
+
+  /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
+  unsubscribe(connection: Connection, channel: string): void {
+    const subscription = connection.subscriptions.get(channel)
+    if (subscription) this.#detach(subscription)
+  }
+
+  /** Sends every connection a `close` frame, waits briefly for them to go, then drops the rest. */
+  async shutdown(): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#heartbeat)
+    const connections = [...this.#connections]
+    for (const connection of connections) {
+      const retryMs = Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
+      connection.shutdown(closeFrame('SERVER_SHUTDOWN', 'server shutting down', retryMs))
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      Promise.all(connections.map((c) => c.done)),
+      new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS))),
+    ])
+    clearTimeout(timer)
+    for (const connection of [...this.#connections]) {
+      connection.terminate()
+      this.remove(connection)
+    }
+  }
+
+  /**
+   * Sends the subscribed frame (left out for a continuing subscription that
+   * stays where the client is), the replay, then the backlog, and switches to live delivery.
+   */
+  #goLive(subscription: Subscription, recovery: Recovery): void {
+    const { connection, channel, since } = subscription
+    const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
+    if (moved || !subscription.continues) {
+      connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, subscription.rid, recovery.gap))
+    }
+    subscription.epoch = recovery.epoch
+    subscription.offset = recovery.offset
+    for (const message of recovery.messages) this.#deliver(subscription, message, undefined)
+    const backlog = subscription.backlog ?? []
+    subscription.backlog = undefined
+    for (const message of backlog) this.#deliver(subscription, message, undefined)
+  }
+
+  #localChannel(name: string): LocalChannel {
+    const existing = this.#channels.get(name)
+    if (existing) return existing
+    const local: LocalChannel = {
+      name,
+      subscribers: new Set(),
+      ready: Promise.resolve(),
+      stop: undefined,
+      released: false,
+    }
+    local.ready = this.#options.broker.subscribe(name, (message) => this.#fanOut(local, message)).then(
+      (stop) => {
+        // The last subscriber may have left while the broker was subscribing.
+        if (local.released) stop()
+        else local.stop = stop
+      },
+      (error: unknown) => {
+        // Forget the failed channel so the next subscribe tries again.
+        this.#release(local)
+        throw error
+      },
+    )
+    // Failures reach the subscribers through their recoveries; don't report them twice.
+    local.ready.catch(() => {})
+    this.#channels.set(name, local)
+    return local
+  }
+
+  #fanOut(local: LocalChannel, message: StoredMessage): void {
+    // Built on first use, then shared: serialized once per encoding, not per subscriber.
+    let frame: OutFrame | null | undefined
+    for (const subscription of local.subscribers) {
+      if (subscription.backlog) {
+        subscription.backlog.push(message)
+        continue
+      }
+      if (frame === undefined) frame = this.#encode(message)
+      this.#deliver(subscription, message, frame)
+    }
+  }
+
+  /**
+   * Sends one message to a live subscription, keeping per-channel order:
+   * duplicates (replay overlapping the backlog) are dropped, and a jump in
+   * offset or epoch, which a correct broker never produces, is announced
+   * with a `gap` instead of being passed off as continuous.
+   */
+  #deliver(subscription: Subscription, message: StoredMessage, shared: OutFrame | null | undefined): void {
+    const { connection, channel } = subscription
+    const sameEpoch = message.epoch === subscription.epoch
+    if (sameEpoch && message.offset <= subscription.offset) return
+    if (!sameEpoch || message.offset !== subscription.offset + 1) {
+      const reason = sameEpoch ? 'history-exhausted' : 'epoch-changed'
+      connection.send(gapFrame(channel, reason, message.epoch, message.offset - 1))
+    }
+    subscription.epoch = message.epoch
+    subscription.offset = message.offset
+    const frame = shared === undefined ? this.#encode(message) : shared
+    // Data that cannot be serialized is lost to every subscriber; say so rather than skip an offset.
+    connection.send(frame ?? gapFrame(channel, 'history-exhausted', message.epoch, message.offset))
+  }
+
+  /** The message frame, encoded; null when its data can't be serialized. */
+  #encode(message: StoredMessage): OutFrame | null {
+    const frame = messageFrame(message)
+    try {
+      void frame.json
+      return frame
+    } catch (error) {
+      this.#options.logger.error(`pushline: message ${message.channel} ${message.offset} is not JSON`, error)
+      return null
+    }
+  }
+
+  #detach(subscription: Subscription): void {
+    subscription.active = false
+    subscription.backlog = undefined
+    const { connection, channel, local } = subscription
+    if (connection.subscriptions.get(channel) === subscription) connection.subscriptions.delete(channel)
+    local.subscribers.delete(subscription)
+    if (local.subscribers.size === 0) this.#release(local)
+  }
+
+  /** The last local subscriber left (or the broker failed): stop the broker subscription. */
+  #release(local: LocalChannel): void {
+    if (local.released) return
+    local.released = true
+    if (this.#channels.get(local.name) === local) this.#channels.delete(local.name)
+    local.stop?.()
+    local.stop = undefined
+  }
+
+  readonly #beat = (): void => {
+    const now = Date.now()
+    const deadlineMs = this.#options.heartbeatMs + this.#options.heartbeatGraceMs
+    for (const connection of this.#connections) {
+      if (connection.isResponsive(now, deadlineMs)) {
+        if (connection.wantsPing) connection.send(PING)
+      } else {
+        connection.terminate()
+        this.remove(connection)
+      }
+    }
+  }
+
+  /** Slow consumer: its unsent output passed the limit. Drop it; it resumes from history on reconnect. */
+  readonly #checkBacklog = (connection: Connection): void => {
+    if (connection.bufferedBytes() <= this.#options.maxBufferedBytes) return
+    connection.terminate()
+    this.remove(connection)
+  }
+}

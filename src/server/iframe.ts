@@ -1,0 +1,167 @@
+import { randomBytes } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TLSSocket } from 'node:tls'
+import type { FlushScheduler } from './connection.js'
+import { sendFrame } from './http-io.js'
+import { closeFrame, errorFrame, scriptSafe } from './out-frame.js'
+import type { OutFrame } from './out-frame.js'
+import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
+import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
+import type { StreamRequestContext } from './stream-request.js'
+
+/** After the prologue: some browsers neither render nor run scripts of a document before its first KiBs. */
+const PADDING = `${' '.repeat(2048)}\n`
+const SCRIPT_END = ')</script>\n'
+/** The last frame of a stream that reached its size limit: reopen at once with your positions (protocol.md 3.7). */
+const RECYCLE = closeFrame('RECONNECT', 'stream recycled', 0)
+/** The smallest `iframeMaxBytes`: prologue, padding, hello and a first frame must fit in one stream. */
+export const MIN_IFRAME_MAX_BYTES = 4096
+
+/**
+ * The document's start: a function `f` that posts each of its arguments (one
+ * frame's JSON text each) to the parent window, addressed to the one origin
+ * the request named, so no other page that embeds the stream receives them.
+ */
+function prologue(nonce: string, origin: string): string {
+  return (
+    '<!doctype html>\n<html><head><meta charset="utf-8"><title>pushline</title></head><body>\n' +
+    `<script nonce="${nonce}">var o=${scriptSafe(JSON.stringify(origin))};` +
+    'function f(){for(var i=0;i!==arguments.length;i++)parent.postMessage(arguments[i],o)}</script>\n'
+  )
+}
+
+/** `value` as a serialized http(s) origin (`https://example.com:8443`); undefined when it is none. */
+export function serializeOrigin(value: string): string | undefined {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return undefined
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined
+}
+
+/**
+ * The origin the browser addressed this server with: the Host header, and
+ * https when the connection is TLS or a TLS-terminating proxy says so. A
+ * browser cannot forge either on a page's behalf, so the default allow-list
+ * (this origin alone) can't be widened by an attacker's page.
+ */
+export function ownOrigin(req: IncomingMessage): string | undefined {
+  const host = req.headers.host
+  if (!host) return undefined
+  const forwarded = req.headers['x-forwarded-proto']
+  const proto = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim().toLowerCase() : undefined
+  const tls = (req.socket as Partial<TLSSocket>).encrypted === true || proto === 'https'
+  return serializeOrigin(`${tls ? 'https' : 'http'}://${host}`)
+}
+
+export interface IframeConnectionOptions {
+  nonce: string
+  maxBytes: number
+  /** Bytes of the body written before the first frame (prologue and padding). */
+  sentBytes: number
+  /** Forgets the connection in the hub once the stream is recycled. */
+  release: () => void
+}
+
+/**
+ * A client on a forever-iframe document: each flush is one `<script>` that
+ * calls `f` with the batch's frames as JavaScript string literals. Past
+ * `maxBytes` the stream ends with a `close` frame `RECONNECT`, so the
+ * browser does not keep an ever-growing document.
+ */
+export class IframeConnection extends ResponseStreamConnection {
+  readonly transport = 'iframe'
+  readonly #scriptStart: string
+  readonly #maxBytes: number
+  readonly #release: () => void
+  #bytes: number
+
+  constructor(res: ServerResponse, scheduler: FlushScheduler, options: IframeConnectionOptions) {
+    super(res, scheduler)
+    this.#scriptStart = `<script nonce="${options.nonce}">f(`
+    this.#maxBytes = options.maxBytes
+    this.#bytes = options.sentBytes
+    this.#release = options.release
+  }
+
+  protected write(frames: readonly OutFrame[]): void {
+    if (!this.writable) return
+    let args = ''
+    let bytes = this.#bytes + this.#scriptStart.length + SCRIPT_END.length
+    let full = false
+    for (const frame of frames) {
+      // At a frame boundary: each channel gets a prefix of its frames, and the reopened stream resumes after it.
+      if (bytes >= this.#maxBytes) {
+        full = true
+        break
+      }
+      args = args === '' ? frame.scriptLiteral : `${args},${frame.scriptLiteral}`
+      bytes += frame.scriptLiteralBytes + 1
+    }
+    if (args !== '') {
+      this.writeChunk(`${this.#scriptStart}${args}${SCRIPT_END}`)
+      this.#bytes = bytes
+    }
+    if (full || this.#bytes >= this.#maxBytes) this.#recycle()
+  }
+
+  #recycle(): void {
+    this.writeChunk(`${this.#scriptStart}${RECYCLE.scriptLiteral}${SCRIPT_END}`)
+    this.end()
+    this.#release()
+  }
+}
+
+export interface IframeEndpointOptions extends StreamRequestContext {
+  /** Origins besides the server's own that may embed the stream, serialized. */
+  allowedOrigins: ReadonlySet<string>
+  maxBytes: number
+  hello: (session: string) => OutFrame
+}
+
+/** `GET <base>/iframe?cursor=<stream cursor>&origin=<parent origin>` (protocol.md 3.7). */
+export class IframeEndpoint {
+  readonly #options: IframeEndpointOptions
+
+  constructor(options: IframeEndpointOptions) {
+    this.#options = options
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    if (!requireGet(req, res)) return
+    const origin = query.get('origin')
+    if (origin === null || serializeOrigin(origin) !== origin) {
+      sendFrame(res, 400, errorFrame('BAD_FRAME', 'origin must be a serialized origin such as https://example.com'))
+      return
+    }
+    // Frames are posted to this origin: an attacker's page must not get them by naming itself.
+    if (origin !== ownOrigin(req) && !this.#options.allowedOrigins.has(origin)) {
+      sendFrame(res, 403, errorFrame('SUBSCRIBE_REJECTED', 'origin not allowed'))
+      return
+    }
+    const entries = await admitStreamRequest(req, res, query, 'iframe', this.#options)
+    if (!entries) return
+
+    const nonce = randomBytes(16).toString('base64url')
+    startStreamResponse(req, res, {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      // Defence in depth: should a frame ever break out of its script, nothing it injects can run or load.
+      'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'`,
+    })
+    const head = prologue(nonce, origin) + PADDING
+    res.write(head)
+
+    const { hub, hello, maxBytes } = this.#options
+    const connection: IframeConnection = new IframeConnection(res, hub.scheduler, {
+      nonce,
+      maxBytes,
+      sentBytes: Buffer.byteLength(head),
+      release: () => hub.remove(connection),
+    })
+    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session))
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * `pushline/server`: the reference server of the pushline protocol
+ * (docs/protocol.md) for Node: WebSocket, SSE, long and short polling and
+ * iframe-stream transports, HTTP publish, resumable history through a
+ * pluggable broker.
+ */
+export { createPushServer } from './push-server.js'
+export type {
+  AttachOptions,
+  AuthContext,
+  Logger,
+  PublishContext,
+  PublishHook,
+  PublishOptions,
+  PublishResult,
+  PublishTransform,
+  PublishTransport,
+  PublishVerdict,
+  PushServer,
+  PushServerOptions,
+  ServerStats,
+  ServerTransport,
+} from './push-server.js'
+export { MemoryBroker } from './memory-broker.js'
+export type { MemoryBrokerOptions } from './memory-broker.js'
+export type { Broker, Recovery, StoredMessage } from './broker.js'
+// Re-exported so a hook can throw PushError('PUBLISH_REJECTED', ...) without importing the client entry.
+export { PushError } from '../errors.js'
+export type { ErrorCode } from '../errors.js'

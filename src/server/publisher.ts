@@ -1,0 +1,136 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { AckFrame, ErrorCode, ErrorFrame } from '../protocol/frames.js'
+import type { Broker } from './broker.js'
+import { ackFrame, errorFrame } from './out-frame.js'
+import type { Logger, PublishHook, PublishTransport } from './push-server.js'
+
+/** A client's publish, validated. */
+export interface PublishRequest {
+  rid: string
+  channel: string
+  event: string
+  data: unknown
+  key?: string | undefined
+}
+
+/** Who is publishing, for the onPublish hook. */
+export interface PublishOrigin {
+  transport: PublishTransport
+  session: string
+  headers: IncomingHttpHeaders
+}
+
+type Outcome =
+  | { ok: true; channel: string; epoch: string; offset: number }
+  | { ok: false; code: ErrorCode; message: string }
+
+/** protocol.md 3.4: keys are remembered for at least 5 minutes... */
+const KEY_TTL_MS = 5 * 60_000
+/** ... and bounded in number, so a flood of keys can't exhaust memory. */
+const MAX_KEYS = 10_000
+
+/**
+ * Client publishes from any transport: the onPublish policy, idempotency
+ * keys, then the broker. Answers with the `ack` or `error` frame; never throws.
+ */
+export class Publisher {
+  readonly #broker: Broker
+  readonly #hook: PublishHook | undefined
+  readonly #logger: Logger
+  /** `channel\0key` → outcome of the first publish with that key. Map order is insertion order, hence expiry order. */
+  readonly #keys = new Map<string, { expiresAt: number; outcome: Promise<Outcome> }>()
+
+  constructor(broker: Broker, hook: PublishHook | undefined, logger: Logger) {
+    this.#broker = broker
+    this.#hook = hook
+    this.#logger = logger
+  }
+
+  async publish(request: PublishRequest, origin: PublishOrigin): Promise<AckFrame | ErrorFrame> {
+    const outcome = await (request.key === undefined ? this.#apply(request, origin) : this.#applyOnce(request, origin))
+    if (outcome.ok) return ackFrame(request.rid, outcome.channel, outcome.epoch, outcome.offset)
+    return errorFrame(outcome.code, outcome.message, { rid: request.rid, channel: request.channel })
+  }
+
+  #applyOnce(request: PublishRequest, origin: PublishOrigin): Promise<Outcome> {
+    const now = Date.now()
+    for (const [key, entry] of this.#keys) {
+      if (entry.expiresAt > now && this.#keys.size < MAX_KEYS) break
+      this.#keys.delete(key)
+    }
+    const key = `${request.channel}\0${request.key}`
+    const known = this.#keys.get(key)
+    // A repeat, even one racing the first, gets the first one's answer (with its own rid).
+    if (known && known.expiresAt > now) return known.outcome
+    const outcome = this.#apply(request, origin)
+    const entry = { expiresAt: now + KEY_TTL_MS, outcome }
+    this.#keys.set(key, entry)
+    // Only a stored publish is final; after a failure a retry must really retry.
+    void outcome.then((result) => {
+      if (!result.ok && this.#keys.get(key) === entry) this.#keys.delete(key)
+    })
+    return outcome
+  }
+
+  async #apply(request: PublishRequest, origin: PublishOrigin): Promise<Outcome> {
+    const { channel } = request
+    let { event, data } = request
+    if (this.#hook) {
+      try {
+        const verdict = await this.#hook({ channel, event, data, ...origin })
+        if (verdict === false) return { ok: false, code: 'PUBLISH_REJECTED', message: 'publish rejected' }
+        if (typeof verdict === 'object' && verdict !== null) {
+          if (typeof verdict.event === 'string' && verdict.event !== '') event = verdict.event
+          if (verdict.data !== undefined) data = verdict.data
+        }
+      } catch (error) {
+        if (isPushError(error, 'PUBLISH_REJECTED')) return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
+        this.#logger.error('pushline: onPublish threw', error)
+        return { ok: false, code: 'INTERNAL', message: 'publish failed' }
+      }
+    }
+    if (!isSerializable(data)) return { ok: false, code: 'BAD_FRAME', message: 'data cannot be serialized as JSON' }
+    try {
+      const stored = await this.#broker.publish(channel, event, data)
+      return { ok: true, channel, epoch: stored.epoch, offset: stored.offset }
+    } catch (error) {
+      this.#logger.error(`pushline: publishing to ${channel} failed`, error)
+      return { ok: false, code: 'INTERNAL', message: 'publish failed' }
+    }
+  }
+}
+
+/**
+ * Checked by code, not instanceof: the app may hold another copy of the
+ * class (the CJS and ESM builds, or two bundles).
+ */
+export function isPushError(error: unknown, code: ErrorCode): error is Error & { code: ErrorCode } {
+  return error instanceof Error && (error as { code?: unknown }).code === code
+}
+
+/**
+ * Whether fan-out will be able to encode `data` as a JSON value. Parsed
+ * client data always is, unless nested too deep for JSON.stringify's
+ * recursion; hook and server data may be undefined or hold cycles or BigInts.
+ */
+export function isSerializable(data: unknown): boolean {
+  switch (typeof data) {
+    case 'string':
+    case 'boolean':
+    case 'number':
+      return true
+    case 'object':
+      break
+    default:
+      // undefined, bigint, symbol, function: no JSON value (stringify drops or throws).
+      return false
+  }
+  if (data === null) return true
+  try {
+    // Wrapped once more: the message frame adds a level around the data.
+    JSON.stringify([data])
+    return true
+  } catch {
+    return false
+  }
+}

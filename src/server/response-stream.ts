@@ -1,0 +1,56 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Connection } from './connection.js'
+import type { FlushScheduler } from './connection.js'
+
+/**
+ * A client on one long-lived HTTP response (SSE, the iframe stream): each
+ * flush appends a chunk. Liveness is whether the response drains: the client
+ * sends nothing back, but a dead link stops taking data.
+ */
+export abstract class ResponseStreamConnection extends Connection {
+  protected readonly res: ServerResponse
+  /** Since when written output has been waiting to drain; undefined when drained. */
+  #stalledSince: number | undefined
+
+  constructor(res: ServerResponse, scheduler: FlushScheduler) {
+    super(scheduler)
+    this.res = res
+    res.on('drain', () => {
+      this.#stalledSince = undefined
+    })
+  }
+
+  /** False once the response has ended or broken: nothing more can be written. */
+  protected get writable(): boolean {
+    return !this.res.destroyed && !this.res.writableEnded
+  }
+
+  protected writeChunk(chunk: string): void {
+    if (!this.res.write(chunk)) this.#stalledSince ??= Date.now()
+  }
+
+  protected end(): void {
+    if (this.writable) this.res.end()
+  }
+
+  bufferedBytes(): number {
+    return this.res.writableLength
+  }
+
+  isResponsive(now: number, deadlineMs: number): boolean {
+    return this.#stalledSince === undefined || now - this.#stalledSince <= deadlineMs
+  }
+
+  terminate(): void {
+    this.res.destroy()
+  }
+}
+
+/** Starts a long-lived response: status, headers, and no Nagle delay for the small chunks that follow. */
+export function startStreamResponse(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): void {
+  // Proxies such as nginx buffer responses unless told not to.
+  const all: Record<string, string> = { ...headers, 'X-Accel-Buffering': 'no' }
+  if (req.httpVersionMajor === 1) all.Connection = 'keep-alive'
+  res.writeHead(200, all)
+  res.socket?.setNoDelay(true)
+}

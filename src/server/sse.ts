@@ -1,0 +1,78 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { CursorEntry } from '../protocol/position.js'
+import type { FlushScheduler } from './connection.js'
+import type { OutFrame } from './out-frame.js'
+import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
+import { CursorTracker, applyLastEventId } from './stream-cursor.js'
+import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
+import type { StreamRequestContext } from './stream-request.js'
+
+/** A comment line of 2 KiB: some proxies and browsers hold the first bytes until they have this many. */
+const PADDING = `:${' '.repeat(2047)}\n`
+
+/**
+ * A client on an SSE response: each frame is one event with one `data:`
+ * line; frames that move a position carry the whole stream cursor as `id:`,
+ * so the browser's Last-Event-ID always says where to resume.
+ */
+export class SseConnection extends ResponseStreamConnection {
+  readonly transport = 'sse'
+  readonly #cursor: CursorTracker
+
+  constructor(res: ServerResponse, entries: readonly CursorEntry[], scheduler: FlushScheduler) {
+    super(res, scheduler)
+    this.#cursor = new CursorTracker(entries)
+  }
+
+  protected write(frames: readonly OutFrame[]): void {
+    if (!this.writable) return
+    let out = ''
+    for (const frame of frames) {
+      if (frame.position) {
+        this.#cursor.advance(frame.position)
+        // Alone on the stream, the channel's position is the cursor: the line is shared by all such streams.
+        out += this.#cursor.size === 1 ? frame.soleIdLine : `id: ${this.#cursor.format()}\n`
+      } else if (frame.frame.type === 'hello') {
+        // protocol.md 3.3: hello carries the cursor the request asked for.
+        out += `id: ${this.#cursor.format()}\n`
+      } else if (frame.frame.type === 'close' && frame.frame.retryMs !== undefined) {
+        // A plain EventSource reconnects by itself; this makes it wait as long as the close frame asks.
+        out += `retry: ${frame.frame.retryMs}\n`
+      }
+      out += `${frame.sseData}\n`
+    }
+    this.writeChunk(out)
+  }
+}
+
+export interface SseEndpointOptions extends StreamRequestContext {
+  retryMs: number
+  hello: (session: string) => OutFrame
+}
+
+/** `GET <base>/sse?cursor=<stream cursor>` (protocol.md 3.3). */
+export class SseEndpoint {
+  readonly #options: SseEndpointOptions
+
+  constructor(options: SseEndpointOptions) {
+    this.#options = options
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+    if (!requireGet(req, res)) return
+    const parsed = await admitStreamRequest(req, res, query, 'sse', this.#options)
+    if (!parsed) return
+    const lastEventId = req.headers['last-event-id']
+    const entries = applyLastEventId(parsed, typeof lastEventId === 'string' ? lastEventId : undefined)
+
+    startStreamResponse(req, res, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+    })
+    res.write(`retry: ${this.#options.retryMs}\n${PADDING}\n`)
+
+    const { hub, hello } = this.#options
+    const connection = new SseConnection(res, entries, hub.scheduler)
+    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session))
+  }
+}

@@ -1,0 +1,94 @@
+import type { ErrorCode } from '../protocol/frames.js'
+import { formatId, isChannelName, parseCursor, parseId } from '../protocol/position.js'
+import type { CursorEntry, Position } from '../protocol/position.js'
+import type { ChannelPosition } from './out-frame.js'
+
+// Stream cursors for the transports that carry one stream per request and
+// name their subscriptions in it (SSE, long and short polling, the iframe
+// stream): parse the request's cursor with the error code protocol.md 3.3
+// asks for, apply Last-Event-ID (SSE), and track the cursor as frames go out.
+
+export type CursorParse =
+  | { ok: true; entries: CursorEntry[] }
+  | { ok: false; code: Extract<ErrorCode, 'BAD_FRAME' | 'INVALID_CHANNEL' | 'TOO_MANY_SUBSCRIPTIONS'>; message: string }
+
+/** Parses a request's stream cursor, classifying what is wrong with it. */
+export function parseRequestCursor(cursor: string, maxEntries: number): CursorParse {
+  if (cursor === '') return { ok: true, entries: [] }
+  const parts = cursor.split(',')
+  if (parts.length > maxEntries) {
+    return { ok: false, code: 'TOO_MANY_SUBSCRIPTIONS', message: `more than ${maxEntries} cursor entries` }
+  }
+  const seen = new Set<string>()
+  const entries: CursorEntry[] = []
+  for (const part of parts) {
+    const eq = part.indexOf('=')
+    const channel = eq === -1 ? part : part.slice(0, eq)
+    if (!isChannelName(channel)) {
+      return { ok: false, code: 'INVALID_CHANNEL', message: `invalid channel in cursor: ${JSON.stringify(channel)}` }
+    }
+    if (seen.has(channel)) return { ok: false, code: 'BAD_FRAME', message: `channel ${channel} repeats in cursor` }
+    seen.add(channel)
+    if (eq === -1) {
+      entries.push({ channel })
+      continue
+    }
+    const position = parseId(part.slice(eq + 1))
+    if (!position) return { ok: false, code: 'BAD_FRAME', message: `invalid position for ${channel} in cursor` }
+    entries.push({ channel, position })
+  }
+  return { ok: true, entries }
+}
+
+/**
+ * protocol.md 3.3: a valid Last-Event-ID cursor overrides the positions of
+ * the channels the request names; channels only in the header are ignored.
+ * This is what makes a plain EventSource's own reconnect resume correctly:
+ * it repeats the original URL, with the last `id:` it saw in the header.
+ */
+export function applyLastEventId(entries: CursorEntry[], lastEventId: string | undefined): CursorEntry[] {
+  if (!lastEventId || entries.length === 0) return entries
+  const header = parseCursor(lastEventId, Number.MAX_SAFE_INTEGER)
+  if (!header) return entries
+  const positions = new Map<string, Position>()
+  for (const entry of header) if (entry.position) positions.set(entry.channel, entry.position)
+  return entries.map((entry) => {
+    const position = positions.get(entry.channel)
+    return position ? { channel: entry.channel, position } : entry
+  })
+}
+
+/**
+ * The stream cursor of one stream as its frames go out: every channel of the
+ * request, in request order, with the position after the last frame written.
+ */
+export class CursorTracker {
+  /** channel → its cursor entry text, `channel` or `channel=epoch-offset`. */
+  readonly #parts = new Map<string, string>()
+  #text: string | undefined
+
+  constructor(entries: readonly CursorEntry[]) {
+    for (const { channel, position } of entries) {
+      this.#parts.set(channel, position ? `${channel}=${formatId(position.epoch, position.offset)}` : channel)
+    }
+  }
+
+  get size(): number {
+    return this.#parts.size
+  }
+
+  advance(position: ChannelPosition): void {
+    this.#parts.set(position.channel, `${position.channel}=${formatId(position.epoch, position.offset)}`)
+    this.#text = undefined
+  }
+
+  /** The cursor, rebuilt only after a change. */
+  format(): string {
+    if (this.#text === undefined) {
+      let text = ''
+      for (const part of this.#parts.values()) text = text === '' ? part : `${text},${part}`
+      this.#text = text
+    }
+    return this.#text
+  }
+}

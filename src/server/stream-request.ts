@@ -1,0 +1,84 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { TransportName } from '../protocol/frames.js'
+import type { CursorEntry } from '../protocol/position.js'
+import type { Authenticator } from './authentication.js'
+import type { Connection } from './connection.js'
+import { bearerToken, sendFrame } from './http-io.js'
+import type { Hub, SubscribeRequest } from './hub.js'
+import { errorFrame } from './out-frame.js'
+import type { OutFrame } from './out-frame.js'
+import { parseRequestCursor } from './stream-cursor.js'
+
+// The GET endpoints that name their subscriptions in a stream cursor (SSE,
+// polls, the iframe stream) admit a request and hand it to the hub the same
+// way; only the encoding of frames differs.
+
+/** What admitting a cursor request needs. */
+export interface StreamRequestContext {
+  hub: Hub
+  authenticate: Authenticator
+  maxSubscriptions: number
+}
+
+/** Answers 405 unless the request is a GET; true when it is. */
+export function requireGet(req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET') return true
+  sendFrame(res, 405, errorFrame('BAD_FRAME', 'use GET'), { Allow: 'GET' })
+  return false
+}
+
+/**
+ * Authenticates the request (protocol.md 3.1) and parses its `cursor`
+ * parameter (3.3), answering 401, 400 or 503 itself. Returns the cursor's
+ * entries, or undefined when the request has been answered or has gone.
+ */
+export async function admitStreamRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  query: URLSearchParams,
+  transport: TransportName,
+  context: StreamRequestContext,
+): Promise<CursorEntry[] | undefined> {
+  const { hub, authenticate, maxSubscriptions } = context
+  const verdict = await authenticate(bearerToken(req), transport, req.headers)
+  if (verdict !== 'ok') {
+    if (verdict === 'unauthorized') sendFrame(res, 401, errorFrame('UNAUTHORIZED', 'unauthorized'))
+    else sendFrame(res, 500, errorFrame('INTERNAL', 'authentication failed'))
+    return undefined
+  }
+  const parsed = parseRequestCursor(query.get('cursor') ?? '', maxSubscriptions)
+  if (!parsed.ok) {
+    sendFrame(res, 400, errorFrame(parsed.code, parsed.message))
+    return undefined
+  }
+  // The client may have gone, or the server begun closing, while the app was authenticating.
+  if (res.destroyed || req.destroyed) return undefined
+  if (!hub.isOpen) {
+    sendFrame(res, 503, errorFrame('SERVER_SHUTDOWN', 'server shutting down'))
+    return undefined
+  }
+  return parsed.entries
+}
+
+/**
+ * Adds a connection for an admitted request to the hub, forgets it when the
+ * response closes, sends `hello` (if any) and subscribes the cursor's
+ * entries. Resolves once every subscription is live or has failed.
+ */
+export async function openHubConnection(
+  hub: Hub,
+  connection: Connection,
+  res: ServerResponse,
+  requests: readonly SubscribeRequest[],
+  hello: OutFrame | undefined,
+): Promise<void> {
+  hub.add(connection)
+  res.on('close', () => hub.remove(connection))
+  if (hello) connection.send(hello)
+  await hub.subscribe(connection, requests)
+}
+
+/** Cursor entries as subscribe requests; `continues` for a poll that carries positions it already holds. */
+export function cursorRequests(entries: readonly CursorEntry[], continues = false): SubscribeRequest[] {
+  return entries.map(({ channel, position }) => ({ channel, since: position, continues }))
+}

@@ -1,0 +1,202 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocket, WebSocketServer } from 'ws'
+import type { RawData } from 'ws'
+import { tokenFromSubprotocols } from './authentication.js'
+import type { AuthVerdict, Authenticator } from './authentication.js'
+import { Connection } from './connection.js'
+import type { FlushScheduler } from './connection.js'
+import type { Hub } from './hub.js'
+import { OutFrame, closeFrame, errorFrame } from './out-frame.js'
+import type { Publisher } from './publisher.js'
+import { clientFrameSchema, decodeFrame } from './schema.js'
+
+const SUBPROTOCOL = 'pushline.v1'
+/** What a client sends once per heartbeat; recognised without JSON.parse and zod. */
+const PONG = '{"type":"pong"}'
+/** One WebSocket message carries the frames of a flush up to about this size, so no client hits its message size limit. */
+const MAX_BATCH_BYTES = 1024 * 1024
+/** protocol.md 3.2: the hard limit above which ws closes with 1009. */
+const HARD_LIMIT_FACTOR = 16
+
+/** A client on a WebSocket: frames of one flush go out as one text message, joined by LF. */
+export class WebSocketConnection extends Connection {
+  readonly transport = 'websocket'
+  /** Last time anything arrived: the client answers every `ping`, so silence means a dead link. */
+  lastReceivedAt = Date.now()
+  readonly #ws: WebSocket
+
+  constructor(ws: WebSocket, scheduler: FlushScheduler) {
+    super(scheduler)
+    this.#ws = ws
+  }
+
+  protected write(frames: readonly OutFrame[]): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return
+    const [only] = frames
+    if (frames.length === 1 && only) {
+      // The common case of fan-out: the shared, already encoded payload.
+      this.#ws.send(only.wsPayload, { binary: false })
+      return
+    }
+    let batch = ''
+    for (const frame of frames) {
+      const json = frame.json
+      if (batch !== '' && batch.length + json.length > MAX_BATCH_BYTES) {
+        this.#ws.send(batch)
+        batch = ''
+      }
+      batch = batch === '' ? json : `${batch}\n${json}`
+    }
+    if (batch !== '') this.#ws.send(batch)
+  }
+
+  protected end(): void {
+    this.#ws.close(1001, 'server shutdown')
+  }
+
+  bufferedBytes(): number {
+    return this.#ws.bufferedAmount
+  }
+
+  isResponsive(now: number, deadlineMs: number): boolean {
+    return now - this.lastReceivedAt <= deadlineMs
+  }
+
+  terminate(): void {
+    this.#ws.terminate()
+  }
+}
+
+export interface WebSocketEndpointOptions {
+  hub: Hub
+  publisher: Publisher
+  authenticate: Authenticator
+  maxFrameBytes: number
+  hello: (session: string) => OutFrame
+}
+
+/** `<base>/ws` (protocol.md 3.2). */
+export class WebSocketEndpoint {
+  readonly #options: WebSocketEndpointOptions
+  readonly #wss: WebSocketServer
+  #closed = false
+
+  constructor(options: WebSocketEndpointOptions) {
+    this.#options = options
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: HARD_LIMIT_FACTOR * options.maxFrameBytes,
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    })
+  }
+
+  /** Takes over an upgrade request for this endpoint. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#closed) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    const token = tokenFromSubprotocols(req.headers['sec-websocket-protocol'])
+    const verdict = this.#options.authenticate(token, 'websocket', req.headers)
+    if (typeof verdict === 'string') {
+      this.#complete(req, socket, head, verdict)
+      return
+    }
+    // Node removed its own error listener on upgrade; an error while the
+    // app authenticates would otherwise be an uncaught exception.
+    const onError = (): void => void socket.destroy()
+    socket.on('error', onError)
+    void verdict.then((result) => {
+      socket.off('error', onError)
+      if (this.#closed) socket.destroy()
+      else this.#complete(req, socket, head, result)
+    })
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#wss.close()
+  }
+
+  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict): void {
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => {
+        // ws closes the socket itself (1009 on an oversized message, 1002 on a protocol error) and emits 'close'.
+      })
+      if (verdict !== 'ok') {
+        // protocol.md 3.1: a `close` frame, then close code 4401 (1011 when authentication itself failed).
+        if (verdict === 'unauthorized') {
+          ws.send(closeFrame('UNAUTHORIZED', 'unauthorized').json)
+          ws.close(4401, 'unauthorized')
+        } else {
+          ws.send(closeFrame('INTERNAL', 'authentication failed').json)
+          ws.close(1011, 'authentication failed')
+        }
+        return
+      }
+      this.#accept(ws, req.headers)
+    })
+  }
+
+  #accept(ws: WebSocket, headers: IncomingHttpHeaders): void {
+    const { hub, hello } = this.#options
+    if (!hub.isOpen) {
+      // The handshake finished while the server began closing.
+      ws.send(closeFrame('SERVER_SHUTDOWN', 'server shutting down').json)
+      ws.close(1001, 'server shutdown')
+      return
+    }
+    const connection = new WebSocketConnection(ws, hub.scheduler)
+    hub.add(connection)
+    connection.send(hello(connection.session))
+    // Only the headers are kept (for onPublish), not the whole request.
+    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, headers))
+    ws.on('close', () => hub.remove(connection))
+  }
+
+  #receive(connection: WebSocketConnection, data: RawData, isBinary: boolean, headers: IncomingHttpHeaders): void {
+    if (!connection.isOpen) return // shutting down: the close frame is out
+    connection.lastReceivedAt = Date.now()
+    const bytes = toBuffer(data)
+    const { maxFrameBytes } = this.#options
+    if (isBinary && bytes.length <= maxFrameBytes) {
+      connection.send(new OutFrame(errorFrame('BAD_FRAME', 'frames are text messages')))
+      return
+    }
+    const text = bytes.toString('utf8')
+    if (text === PONG) return
+    const decoded = decodeFrame(clientFrameSchema, text, bytes.length, maxFrameBytes)
+    if (!decoded.ok) {
+      connection.send(new OutFrame(decoded.error))
+      return
+    }
+    const frame = decoded.frame
+    switch (frame.type) {
+      case 'subscribe':
+        void this.#options.hub.subscribe(connection, [frame])
+        return
+      case 'unsubscribe':
+        this.#options.hub.unsubscribe(connection, frame.channel)
+        return
+      case 'publish': {
+        const { rid, channel, event = 'message', data: payload, key } = frame
+        const origin = { transport: 'websocket' as const, session: connection.session, headers }
+        void this.#options.publisher
+          .publish({ rid, channel, event, data: payload, key }, origin)
+          .then((answer) => connection.send(new OutFrame(answer)))
+        return
+      }
+      case 'pong':
+        return
+    }
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (Array.isArray(data)) return Buffer.concat(data)
+  return Buffer.from(data)
+}

@@ -1,0 +1,144 @@
+import { createServer, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocket, WebSocketServer } from 'ws'
+import { createPushServer } from '../../src/server/index.js'
+import { FrameClient, cleanup, connect, startServer } from './fixture.js'
+
+afterEach(cleanup)
+
+describe('createPushServer', () => {
+  it('passes requests outside <path>/ to the app installed before it', async () => {
+    const seen: string[] = []
+    // An Express or Fastify app is one request listener like this one.
+    const server = await startServer({}, (req, res) => {
+      seen.push(req.url ?? '')
+      res.end('app')
+    })
+    for (const path of ['/', '/pushy', '/push', '/other/push/sse']) {
+      expect(await (await fetch(`${server.origin}${path}`)).text()).toBe('app')
+    }
+    expect(seen).toEqual(['/', '/pushy', '/push', '/other/push/sse'])
+    const ours = await fetch(`${server.base}/unknown`)
+    expect(ours.status).toBe(404)
+    expect(seen).toHaveLength(4)
+  })
+
+  it('answers 404 to requests nobody handles instead of hanging', async () => {
+    const server = await startServer()
+    expect((await fetch(`${server.origin}/elsewhere`)).status).toBe(404)
+  })
+
+  it('leaves WebSocket upgrades for other paths to other listeners', async () => {
+    const server = await startServer()
+    const other = new WebSocketServer({ noServer: true })
+    server.http.on('upgrade', (req, socket, head) => {
+      if (req.url === '/chat') other.handleUpgrade(req, socket, head, (ws) => ws.send('chat here'))
+    })
+    const chat = new WebSocket(`${server.origin.replace('http', 'ws')}/chat`)
+    const first = await new Promise<string>((resolve) => chat.once('message', (data) => resolve(String(data))))
+    expect(first).toBe('chat here')
+    chat.close()
+    const push = await connect(server)
+    expect(push.ws.readyState).toBe(WebSocket.OPEN)
+    other.close()
+  })
+
+  it('closes upgrades for unknown paths when nobody else listens, and 404s a turned-off transport', async () => {
+    const server = await startServer({ transports: ['sse'] })
+    await expect(FrameClient.open(`${server.origin.replace('http', 'ws')}/nowhere`)).rejects.toThrow()
+    await expect(FrameClient.open(server.wsUrl)).rejects.toThrow('HTTP 404')
+    const hello = await fetch(`${server.base}/sse`)
+    expect(hello.status).toBe(200)
+    await hello.body?.cancel()
+  })
+
+  it('lists the offered transports in hello in the given order', async () => {
+    const server = await startServer({ transports: ['sse', 'websocket'] })
+    const client = await FrameClient.open(server.wsUrl)
+    expect(await client.next()).toMatchObject({ type: 'hello', transports: ['sse', 'websocket'] })
+  })
+
+  it('serves frameworks through handleRequest and handleUpgrade', async () => {
+    const push = createPushServer({ path: '/rt' })
+    const http = createServer((req, res) => {
+      if (!push.handleRequest(req, res)) res.end('framework')
+    })
+    http.on('upgrade', (req, socket, head) => {
+      if (!push.handleUpgrade(req, socket, head)) socket.destroy()
+    })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const { port } = http.address() as AddressInfo
+    try {
+      expect(await (await fetch(`http://127.0.0.1:${port}/x`)).text()).toBe('framework')
+      const client = await FrameClient.open(`ws://127.0.0.1:${port}/rt/ws`)
+      expect(await client.next()).toMatchObject({ type: 'hello' })
+      await client.close()
+      const status = await new Promise<number | undefined>((resolve) => {
+        request(`http://127.0.0.1:${port}/rt/publish`, { method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+          res.resume()
+          resolve(res.statusCode)
+        }).end('{"channel":"c","data":1}')
+      })
+      expect(status).toBe(200)
+    } finally {
+      await push.close()
+      await new Promise<void>((resolve) => http.close(() => resolve()))
+    }
+  })
+
+  it('publishes from the server, validating its input', async () => {
+    const server = await startServer()
+    await expect(server.push.publish('bad name', 1)).rejects.toMatchObject({ code: 'INVALID_CHANNEL' })
+    await expect(server.push.publish('c', 1n)).rejects.toMatchObject({ code: 'BAD_FRAME' })
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    await expect(server.push.publish('c', cyclic)).rejects.toMatchObject({ code: 'BAD_FRAME' })
+    await expect(server.push.publish('c', 1, { event: '' })).rejects.toMatchObject({ code: 'BAD_FRAME' })
+    expect(await server.push.publish('c', null)).toMatchObject({ offset: 1 })
+  })
+
+  it('restores the app listener when closed', async () => {
+    const server = await startServer({}, (_req, res) => res.end('app'))
+    await server.push.close()
+    expect(server.http.listenerCount('request')).toBe(1)
+    expect(await (await fetch(`${server.base}/sse`)).text()).toBe('app')
+  })
+
+  it('serves several attachments and detaches them all on close', async () => {
+    const app = (_req: unknown, res: { end(text: string): void }) => res.end('app')
+    const http = createServer(app)
+    const push = createPushServer()
+    push.attach(http, { path: '/a' })
+    push.attach(http, { path: '/b/' })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+    try {
+      for (const path of ['/a', '/b']) {
+        const res = await fetch(`${origin}${path}/publish`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: '{"channel":"c","data":1}',
+        })
+        expect(res.status).toBe(200)
+      }
+      expect(await (await fetch(`${origin}/c/publish`)).text()).toBe('app')
+      await push.close()
+      expect(http.listeners('request')).toEqual([app])
+      expect(http.listenerCount('upgrade')).toBe(0)
+    } finally {
+      await push.close()
+      await new Promise<void>((resolve) => http.close(() => resolve()))
+    }
+  })
+
+  it('rejects options it cannot honour', () => {
+    expect(() => createPushServer({ heartbeatMs: 0 })).toThrow(RangeError)
+    expect(() => createPushServer({ transports: ['mqtt' as 'sse'] })).toThrow(RangeError)
+    expect(() => createPushServer({ longPollHoldMs: 0 })).toThrow(RangeError)
+    expect(() => createPushServer({ iframeMaxBytes: 1000 })).toThrow(RangeError)
+    expect(() => createPushServer({ allowedOrigins: ['https://a.example/path'] })).not.toThrow()
+    expect(() => createPushServer({ allowedOrigins: ['not an origin'] })).toThrow(RangeError)
+    expect(() => createPushServer({ allowedOrigins: ['ftp://a.example'] })).toThrow(RangeError)
+  })
+})
