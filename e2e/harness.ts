@@ -1,0 +1,204 @@
+/**
+ * The e2e fixture. `server`: a node:http server on a free loopback port serving the test page
+ * (e2e/page/), the script-tag bundle from dist/, and a pushline server from dist/server.js attached
+ * at /push, all on one origin. `chromium`: Debian's Chromium driven by playwright-core (no browser
+ * download) with a fresh profile per test file. `page`: a tab that records the page's errors.
+ * Everything is closed and removed after use, also when a test fails.
+ */
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { extname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { chromium as playwrightChromium, type BrowserContext, type Page } from 'playwright-core'
+import { test as base } from 'vitest'
+import type { createPushServer } from '../src/server/index.js'
+
+type CreatePushServer = typeof createPushServer
+export type PushServer = ReturnType<CreatePushServer>
+export type PushServerOptions = NonNullable<Parameters<CreatePushServer>[0]>
+type PublishRequest = Parameters<NonNullable<PushServerOptions['onPublish']>>[0]
+
+export const root = fileURLToPath(new URL('..', import.meta.url))
+export const artifactsDir = join(root, 'e2e', 'artifacts')
+
+/** Debian's package; PUSHLINE_CHROMIUM points elsewhere. */
+const CHROMIUM = process.env.PUSHLINE_CHROMIUM ?? '/usr/bin/chromium'
+const CHROMIUM_ARGS = [
+  '--no-sandbox', // CI runs as root
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
+/** URL path → file, relative to the repo. */
+const STATIC_FILES: Record<string, string> = {
+  '/': 'e2e/page/index.html',
+  '/app.js': 'e2e/page/app.js',
+  '/pushline.iife.min.js': 'dist/pushline.iife.min.js',
+  '/pushline.iife.min.js.map': 'dist/pushline.iife.min.js.map',
+}
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+}
+const PUSH_PATH = '/push'
+
+export interface E2EServer {
+  /** Origin of the page and of the pushline server, e.g. `http://127.0.0.1:40123`. */
+  readonly origin: string
+  /** Base URL of the pushline server (`${origin}/push`). */
+  readonly pushUrl: string
+  readonly push: PushServer
+  /** Every publish the server was asked for by a client, as its `onPublish` hook saw it. */
+  readonly published: PublishRequest[]
+  close(): Promise<void>
+}
+
+/** Fails with a clear message when `npm run build` has not run. */
+export function requireBuild(): void {
+  const needed = ['dist/server.js', ...Object.values(STATIC_FILES).filter((file) => file.startsWith('dist/'))]
+  const missing = needed.filter((file) => !existsSync(join(root, file)))
+  if (missing.length > 0) throw new Error(`e2e needs the build: ${missing.join(', ')} missing; run \`npm run build\`.`)
+}
+
+/** The app's request handler; `push.attach` calls it for every request that is not below /push. */
+async function serveStatic(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { pathname } = new URL(req.url ?? '/', 'http://localhost')
+  const file = STATIC_FILES[pathname]
+  if (req.method !== 'GET' || file === undefined) {
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found')
+    return
+  }
+  const body = await readFile(join(root, file))
+  res
+    .writeHead(200, { 'Content-Type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' })
+    .end(body)
+}
+
+/** Starts the page server with the built pushline server (dist/server.js) at /push. */
+export async function startE2EServer(options: PushServerOptions = {}): Promise<E2EServer> {
+  requireBuild()
+  const { createPushServer } = (await import(pathToFileURL(join(root, 'dist/server.js')).href)) as {
+    createPushServer: CreatePushServer
+  }
+  const published: PublishRequest[] = []
+  const push = createPushServer({
+    heartbeatMs: 1000,
+    ...options,
+    onPublish: (request) => {
+      published.push(request)
+      return options.onPublish?.(request)
+    },
+  })
+  const httpServer = createServer((req, res) => {
+    serveStatic(req, res).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' })
+      res.end(String(error))
+    })
+  })
+  // As an app does: the server's own handler first, then attach (which wraps it).
+  push.attach(httpServer, { path: PUSH_PATH })
+  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve))
+  const { port } = httpServer.address() as AddressInfo
+  const origin = `http://127.0.0.1:${port}`
+  return {
+    origin,
+    pushUrl: `${origin}${PUSH_PATH}`,
+    push,
+    published,
+    async close() {
+      try {
+        await push.close()
+      } finally {
+        httpServer.closeAllConnections()
+        await new Promise<void>((resolve) => httpServer.close(() => resolve()))
+      }
+    },
+  }
+}
+
+export interface LaunchedChromium {
+  readonly context: BrowserContext
+  close(): Promise<void>
+}
+
+/**
+ * Launches headless Chromium with a fresh profile directory that `close()` removes. `args` are
+ * added to the fixed flags.
+ */
+export async function launchChromium({ args = [] }: { args?: string[] } = {}): Promise<LaunchedChromium> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's \`chromium\` or set PUSHLINE_CHROMIUM.`)
+  }
+  const profile = await mkdtemp(join(tmpdir(), 'pushline-e2e-profile-'))
+  const removeProfile = () => rm(profile, { recursive: true, force: true, maxRetries: 3 })
+  let context: BrowserContext
+  try {
+    context = await playwrightChromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [...CHROMIUM_ARGS, ...args],
+      viewport: { width: 900, height: 700 },
+    })
+  } catch (error) {
+    await removeProfile()
+    throw error
+  }
+  return {
+    context,
+    async close() {
+      try {
+        await context.close()
+      } finally {
+        await removeProfile()
+      }
+    },
+  }
+}
+
+/** Saves a full-page screenshot to e2e/artifacts/<name>.png and returns its path. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  await mkdir(artifactsDir, { recursive: true })
+  const path = join(artifactsDir, `${name.replace(/[^\w.-]+/g, '-')}.png`)
+  await page.screenshot({ path, fullPage: true })
+  return path
+}
+
+/**
+ * `test` with the e2e fixtures. Teardown runs in reverse: page, then server, then (after the
+ * file's last test) Chromium and its profile.
+ */
+export const test = base
+  .extend('chromium', { scope: 'file' }, async ({}, { onCleanup }) => {
+    const launched = await launchChromium()
+    onCleanup(() => launched.close())
+    return launched.context
+  })
+  .extend('server', async ({}, { onCleanup }) => {
+    const server = await startE2EServer()
+    onCleanup(() => server.close())
+    return server
+  })
+  /** Uncaught exceptions and console errors of the page, for tests to assert there are none. */
+  .extend('pageErrors', async () => [] as string[])
+  .extend('page', async ({ chromium, server, pageErrors, task }, { onCleanup }) => {
+    void server // set up first, so that the page closes before the server does
+    const page = await chromium.newPage()
+    page.on('pageerror', (error) => pageErrors.push(`uncaught: ${error.message}`))
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(`console.error: ${message.text()}`)
+    })
+    onCleanup(async () => {
+      // What the page showed when the test failed.
+      if (task.result?.state === 'fail') await screenshot(page, `failed-${task.name}`).catch(() => undefined)
+      await page.close()
+    })
+    return page
+  })

@@ -1,0 +1,71 @@
+// The page side of e2e/page-driver.ts: the ClientDriver of test/conformance/driver.ts, run by the
+// script-tag bundle's PushClient inside Chromium. It mirrors test/conformance/node-driver.ts, so
+// the same suite judges the client in Node and in the browser.
+/* global Pushline */
+'use strict'
+
+window.driver = (() => {
+  let client
+  const messages = new Map()
+  const gaps = new Map()
+  const subs = new Map()
+  const log = { states: [], transports: [], errors: [] }
+
+  const need = () => {
+    if (!client) throw new Error('driver: create() first')
+    return client
+  }
+
+  return {
+    create(options) {
+      const extra = {}
+      for (const key of ['heartbeatGraceMs', 'handshakeTimeoutMs', 'publishTimeoutMs']) {
+        if (options[key] !== undefined) extra[key] = options[key]
+      }
+      client = new Pushline.PushClient({
+        url: options.url,
+        transports: [options.transport],
+        reconnect: { initialDelayMs: 50, maxDelayMs: 400 },
+        ...extra,
+      })
+      client.on('state', (state) => log.states.push(state))
+      client.on('transport', (name) => log.transports.push(name))
+      client.on('error', (error) => log.errors.push(error.code))
+    },
+    connect() {
+      need().connect()
+    },
+    subscribe(channel) {
+      const received = []
+      const seenGaps = []
+      messages.set(channel, received)
+      gaps.set(channel, seenGaps)
+      const sub = need().subscribe(channel, (msg) => {
+        received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
+      })
+      sub.on('gap', (gap) => seenGaps.push({ ...gap }))
+      subs.set(channel, sub)
+    },
+    unsubscribe(channel) {
+      subs.get(channel)?.unsubscribe()
+      subs.delete(channel)
+    },
+    async publish(channel, data, options) {
+      try {
+        const ack = await need().publish(channel, data, options)
+        return { ok: true, channel: ack.channel, offset: ack.offset, id: ack.id }
+      } catch (error) {
+        return { ok: false, code: error.code, message: error.message }
+      }
+    },
+    state: () => need().state,
+    transport: () => need().transport,
+    messages: (channel) => [...(messages.get(channel) ?? [])],
+    gaps: (channel) => [...(gaps.get(channel) ?? [])],
+    log: () => ({ states: [...log.states], transports: [...log.transports], errors: [...log.errors] }),
+    close() {
+      client?.close()
+      client = undefined
+    },
+  }
+})()

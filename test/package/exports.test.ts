@@ -1,0 +1,162 @@
+/**
+ * The built package as its users get it: every entry imported as ESM and as CJS by a separate Node
+ * process (real Node resolution through package.json `exports`, not Vite's), both from this
+ * checkout (self-reference) and from the packed tarball installed into a scratch project; then
+ * publint and arethetypeswrong.
+ *
+ * It tests dist/, so it needs `npm run build` first (.ci/run builds before `npm test`).
+ */
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const bin = (name: string) => join(root, 'node_modules', '.bin', name)
+
+/** Every entry of package.json `exports` and the runtime exports it must have. */
+const ENTRIES: Record<string, string[]> = {
+  pushline: ['PushClient', 'PushError', 'sse', 'websocket'],
+  'pushline/server': ['createPushServer'],
+}
+
+const DIST_FILES = [
+  'index.js',
+  'index.cjs',
+  'index.d.ts',
+  'index.d.cts',
+  'server.js',
+  'server.cjs',
+  'server.d.ts',
+  'server.d.cts',
+  'pushline.iife.min.js',
+  'pushline.iife.min.js.map',
+]
+
+interface Loaded {
+  /** Sorted export names, per specifier. */
+  esm: Record<string, string[]>
+  cjs: Record<string, string[]>
+  /** `typeof` of each expected export, per specifier, ESM and CJS. */
+  kinds: Record<string, Record<string, string>>
+  /** PushError from each format, constructed, is an Error with its code. */
+  errors: { esm: boolean; cjs: boolean }
+}
+
+/** Runs in a fresh Node process with `cwd` as the importing project. */
+const LOADER = `
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+const entries = JSON.parse(process.argv[1])
+const require = createRequire(join(process.cwd(), 'loader.cjs'))
+const out = { esm: {}, cjs: {}, kinds: {}, errors: {} }
+for (const [specifier, names] of Object.entries(entries)) {
+  const esm = await import(specifier)
+  const cjs = require(specifier)
+  out.esm[specifier] = Object.keys(esm).sort()
+  out.cjs[specifier] = Object.keys(cjs).sort()
+  out.kinds[specifier] = Object.fromEntries(names.flatMap((n) => [['esm:' + n, typeof esm[n]], ['cjs:' + n, typeof cjs[n]]]))
+  if (specifier === 'pushline') {
+    const check = (PushError) => { const e = new PushError('INTERNAL', 'x'); return e instanceof Error && e.code === 'INTERNAL' && e.name === 'PushError' }
+    out.errors = { esm: check(esm.PushError), cjs: check(cjs.PushError) }
+  }
+}
+console.log(JSON.stringify(out))
+`
+
+async function load(cwd: string): Promise<Loaded> {
+  try {
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', LOADER, JSON.stringify(ENTRIES)], { cwd })
+    return JSON.parse(stdout) as Loaded
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? String(error)
+    throw new Error(`importing the built package from ${cwd} failed in Node ${process.version}:\n${stderr}`)
+  }
+}
+
+function expectEntries(loaded: Loaded) {
+  for (const [specifier, names] of Object.entries(ENTRIES)) {
+    expect(loaded.esm[specifier], `ESM exports of ${specifier}`).toEqual(expect.arrayContaining(names))
+    // The CJS build is the same module: same names, no `default` wrapper or missing re-export.
+    expect(loaded.cjs[specifier], `CJS exports of ${specifier} match ESM`).toEqual(loaded.esm[specifier])
+    for (const name of names) {
+      expect(loaded.kinds[specifier]?.[`esm:${name}`], `${specifier} ESM ${name}`).toBe('function')
+      expect(loaded.kinds[specifier]?.[`cjs:${name}`], `${specifier} CJS ${name}`).toBe('function')
+    }
+  }
+  expect(loaded.errors).toEqual({ esm: true, cjs: true })
+}
+
+/** A failing CLI fails the test with its whole output. */
+async function cli(command: string, args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await run(command, args, { cwd: root, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } })
+    return stdout + stderr
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string }
+    throw new Error(`${[command.split('/').pop(), ...args].join(' ')} exited with ${e.code}:\n${e.stdout ?? ''}${e.stderr ?? ''}`)
+  }
+}
+
+describe('the built package', () => {
+  beforeAll(() => {
+    const missing = DIST_FILES.filter((file) => !existsSync(join(root, 'dist', file)))
+    if (missing.length > 0) {
+      throw new Error(`dist/ is missing ${missing.join(', ')}: run \`npm run build\` before \`npm test\` (.ci/run does).`)
+    }
+  })
+
+  it('imports every entry as ESM and as CJS from this checkout', async () => {
+    expectEntries(await load(root))
+  })
+
+  it('keeps pushline/server out of browser bundles', async () => {
+    // `"browser": null` on ./server: a bundler resolving for the browser must refuse it.
+    const script = `import('pushline/server').then(() => console.log('resolved'), (e) => console.log(e.code))`
+    const { stdout } = await run(process.execPath, ['--conditions=browser', '--input-type=module', '-e', script], { cwd: root })
+    expect(stdout.trim()).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
+  })
+
+  describe('packed', () => {
+    let scratch: string
+    afterAll(async () => {
+      if (scratch) await rm(scratch, { recursive: true, force: true })
+    })
+
+    it('installs from the tarball and imports every entry as ESM and as CJS', async () => {
+      // What `npm install pushline` gets: only the files listed in package.json `files`.
+      scratch = await mkdtemp(join(tmpdir(), 'pushline-pack-'))
+      const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', scratch], { cwd: root })
+      const [packed] = JSON.parse(stdout) as { filename: string }[]
+      if (!packed) throw new Error('npm pack reported no tarball')
+      const target = join(scratch, 'node_modules', 'pushline')
+      await mkdir(target, { recursive: true })
+      await run('tar', ['-xzf', join(scratch, packed.filename), '-C', target, '--strip-components=1'])
+      // The dependencies come from this checkout, linked rather than installed: no network.
+      const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }
+      for (const dep of Object.keys(pkg.dependencies ?? {})) {
+        const link = join(scratch, 'node_modules', dep)
+        await mkdir(join(link, '..'), { recursive: true })
+        await symlink(join(root, 'node_modules', dep), link, 'dir')
+      }
+      expectEntries(await load(scratch))
+    })
+  })
+
+  it('passes publint', async () => {
+    // --strict: warnings (e.g. a types condition in the wrong place) fail too.
+    await cli(bin('publint'), ['--strict'])
+  })
+
+  it('passes arethetypeswrong', async () => {
+    // --profile node16: Node 20+ only (package.json engines), so node10 resolution, which has no
+    // `exports` and cannot see `pushline/server` at all, is not a target. ESM and CJS under node16
+    // and bundler resolution are all checked.
+    await cli(bin('attw'), ['--pack', '.', '--profile', 'node16', '--format', 'table-flipped'])
+  })
+})

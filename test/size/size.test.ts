@@ -1,0 +1,155 @@
+/**
+ * Size budgets, checked by `npm test`: each entry point is bundled for the browser here, in
+ * process, with the plugins of rollup.config.ts (so the numbers are those of what we ship),
+ * minified with terser and gzipped at level 9.
+ */
+import { relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { constants, gzipSync } from 'node:zlib'
+import { rollup, type OutputChunk, type OutputOptions, type Plugin } from 'rollup'
+import { afterAll, describe, expect, it } from 'vitest'
+import { browserPlugins, cdnInput, cdnOutput, onBrowserLog } from '../../rollup.config.js'
+
+/** Budgets in gzipped bytes. */
+const BUDGET = {
+  /** dist/pushline.iife.min.js: PushClient, PushError and every transport. */
+  everything: 7000,
+  /** An app that imports PushClient and only the websocket transport. */
+  websocketOnly: 3500,
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const indexPath = fileURLToPath(new URL('../../src/index.ts', import.meta.url))
+
+/**
+ * What the README tells an app that only wants WebSocket to write: import PushClient and the
+ * `websocket` factory, and list only that factory. Transports are factories precisely so that a
+ * bundler can drop the ones an app does not list (STYLE.md, habit 2).
+ */
+const WEBSOCKET_ONLY_APP = `
+import { PushClient, websocket } from ${JSON.stringify(indexPath)}
+const client = new PushClient({ url: new URL('/push', location.href).href, transports: [websocket()] })
+client.subscribe('news', (message) => console.log(message.data))
+client.connect()
+`
+
+interface GraphNode {
+  importers: readonly string[]
+  /** Every name the module exports, re-exports included. */
+  exports: readonly string[]
+  /** Names it exports from its own code. */
+  localExports: readonly string[]
+}
+
+interface Measured {
+  name: string
+  bytes: number
+  gzip: number
+  /** Source modules that survived tree-shaking, relative to the repo. */
+  rendered: Set<string>
+  /** The module graph before tree-shaking, by repo-relative id. */
+  graph: Map<string, GraphNode>
+}
+
+const measured: Measured[] = []
+const rel = (id: string) => (id.startsWith('\0') ? id : relative(root, id))
+
+function virtualEntry(id: string, code: string): Plugin {
+  return {
+    name: 'size-test:entry',
+    resolveId: (source) => (source === id ? id : null),
+    load: (loaded) => (loaded === id ? code : null),
+  }
+}
+
+/** Records who imports whom, to explain why a module is in a bundle. */
+function graphRecorder(graph: Map<string, GraphNode>): Plugin {
+  return {
+    name: 'size-test:graph',
+    buildEnd() {
+      for (const id of this.getModuleIds()) {
+        const info = this.getModuleInfo(id)
+        if (!info) continue
+        graph.set(rel(id), {
+          importers: info.importers.map(rel),
+          exports: info.exports ?? [],
+          localExports: info.exportedBindings?.['.'] ?? [],
+        })
+      }
+    },
+  }
+}
+
+async function measure(name: string, input: string, output: OutputOptions, extra: Plugin[] = []): Promise<Measured> {
+  const graph = new Map<string, GraphNode>()
+  const bundle = await rollup({
+    input,
+    plugins: [...extra, graphRecorder(graph), ...browserPlugins({ module: output.format === 'es' })],
+    onLog: onBrowserLog,
+  })
+  try {
+    const { output: chunks } = await bundle.generate({ ...output, file: undefined, sourcemap: false })
+    const chunk = chunks.find((c): c is OutputChunk => c.type === 'chunk' && c.isEntry)
+    if (!chunk) throw new Error(`${name}: rollup produced no entry chunk`)
+    const gzip = gzipSync(chunk.code, { level: constants.Z_BEST_COMPRESSION }).length
+    const rendered = new Set(
+      Object.entries(chunk.modules)
+        .filter(([id, info]) => info.renderedLength > 0 && !id.startsWith('\0'))
+        .map(([id]) => rel(id)),
+    )
+    const result = { name, bytes: Buffer.byteLength(chunk.code), gzip, rendered, graph }
+    measured.push(result)
+    return result
+  } finally {
+    await bundle.close()
+  }
+}
+
+/** One chain of bundled importers that pulls `id` in: `id ← importer ← its importer …`. */
+function importChain(result: Measured, id: string): string {
+  const chain = [id]
+  for (let current = id; chain.length < 12; ) {
+    const next = result.graph.get(current)?.importers.find((importer) => result.rendered.has(importer) && !chain.includes(importer))
+    if (!next) break
+    chain.push(next)
+    current = next
+  }
+  return chain.join(' ← ')
+}
+
+describe('bundle size budgets (terser, gzip -9)', () => {
+  afterAll(() => {
+    const rows = measured.map((m) => `  ${m.name.padEnd(44)} ${String(m.bytes).padStart(7)} B min  ${String(m.gzip).padStart(6)} B gzip`)
+    console.log(`bundle sizes:\n${rows.join('\n')}`)
+  })
+
+  it(`the whole client with every transport (the CDN bundle) is at most ${BUDGET.everything} B`, async () => {
+    const result = await measure('everything (pushline.iife.min.js)', cdnInput, cdnOutput)
+    // The Node fallbacks must be emptied, not bundled: browsers use their globals.
+    const nodeOnly = [...result.rendered].filter((id) => /node_modules\/(ws|isomorphic-ws|eventsource)\//.test(id))
+    expect(nodeOnly, 'Node-only packages in the browser bundle').toEqual([])
+    expect([...result.rendered].some((id) => id.includes('node_modules/nanoevents/')), 'nanoevents is bundled').toBe(true)
+    expect(result.gzip, `whole client: ${result.gzip} B gzip`).toBeLessThanOrEqual(BUDGET.everything)
+  })
+
+  it(`a websocket-only client is at most ${BUDGET.websocketOnly} B and holds no other transport`, async () => {
+    const result = await measure('websocket only (PushClient + websocket())', '\0websocket-only-app', { format: 'es' }, [
+      virtualEntry('\0websocket-only-app', WEBSOCKET_ONLY_APP),
+    ])
+    // A transport is the module under src/transports/ that defines a factory src/index.ts exports.
+    const publicNames = new Set(result.graph.get(rel(indexPath))?.exports)
+    const otherTransports = [...result.graph]
+      .filter(([id, node]) => id.startsWith('src/transports/') && node.localExports.some((n) => publicNames.has(n) && n !== 'websocket'))
+      .map(([id, node]) => ({ id, factories: node.localExports.filter((n) => publicNames.has(n)) }))
+    expect(otherTransports.length, 'the test found no transport other than websocket to look for').toBeGreaterThan(0)
+    const bundled = otherTransports.filter(({ id }) => result.rendered.has(id))
+    expect(
+      bundled.map(({ id, factories }) => `${factories.join(', ')}: ${importChain(result, id)}`),
+      'An app that lists only websocket() still bundles other transports. The chains show the static ' +
+        'imports that pull them in (PushClient resolving transport names through a table that imports ' +
+        'every factory, or a default transport list). Tree-shaking cannot drop a module that live code ' +
+        'references; transports must be reached only through what the app passes in.',
+    ).toEqual([])
+    expect(result.gzip, `websocket-only client: ${result.gzip} B gzip`).toBeLessThanOrEqual(BUDGET.websocketOnly)
+  })
+})
