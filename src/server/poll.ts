@@ -15,7 +15,7 @@ import type { StreamRequestContext } from './stream-request.js'
 const COALESCE_MS = 5
 /** The most an answer takes in UTF-8 bytes before it stops at a frame boundary (protocol.md 3.5). */
 const MAX_ANSWER_BYTES = 1024 * 1024
-/** `session` parameter: what {@link newSession} makes, with room for other servers' ids. */
+/** `session` parameter: base64url, as this server makes them, with room for other servers' ids. */
 const SESSION_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 const HOLD_PATTERN = /^\d{1,10}$/
 

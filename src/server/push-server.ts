@@ -126,9 +126,10 @@ export interface PushServerOptions {
    */
   iframeMaxBytes?: number
   /**
-   * Origins, besides the server's own (from the Host header and scheme), whose pages may embed
-   * the iframe stream, serialized like `https://app.example.com`. The stream posts frames to the
-   * origin the request names; any other origin is answered 403.
+   * Origins, besides the server's own (the Host header, with https when the connection is TLS or
+   * `X-Forwarded-Proto` says so), whose pages may embed the iframe stream, such as
+   * `https://app.example.com` (of a URL, only its origin counts). The stream posts frames to the
+   * origin its request names; any other origin is answered 403 (protocol.md 3.7).
    * @default []
    */
   allowedOrigins?: string[]
@@ -285,7 +286,7 @@ class PushServerImpl implements PushServer {
     this.#sse = new SseEndpoint({ ...streams, retryMs: options.sseRetryMs ?? 2000 })
     this.#poll = new PollEndpoint({ ...streams, maxHoldMs: longPolling ? longPollHoldMs : 0, maxBufferedBytes })
     this.#iframe = new IframeEndpoint({ ...streams, allowedOrigins, maxBytes: iframeMaxBytes })
-    this.#ws = new WebSocketEndpoint({ hub: this.#hub, publisher, authenticate, maxFrameBytes, hello })
+    this.#ws = new WebSocketEndpoint({ hub: this.#hub, publisher, authenticate, maxFrameBytes, hello, logger })
     this.#httpPublish = new HttpPublishEndpoint(publisher, authenticate, maxFrameBytes)
   }
 

@@ -9,6 +9,7 @@ import type { FlushScheduler } from './connection.js'
 import type { Hub } from './hub.js'
 import { OutFrame, closeFrame, errorFrame } from './out-frame.js'
 import type { Publisher } from './publisher.js'
+import type { Logger } from './push-server.js'
 import { clientFrameSchema, decodeFrame } from './schema.js'
 
 const SUBPROTOCOL = 'pushline.v1'
@@ -24,6 +25,11 @@ export class WebSocketConnection extends Connection {
   readonly transport = 'websocket'
   /** Last time anything arrived: the client answers every `ping`, so silence means a dead link. */
   lastReceivedAt = Date.now()
+  /**
+   * Requests of this connection run one after another (protocol.md 2.2): a `subscribe` is in
+   * effect before the frame after it, so "subscribe, then publish" sees its own message.
+   */
+  inbound: Promise<void> = Promise.resolve()
   readonly #ws: WebSocket
 
   constructor(ws: WebSocket, scheduler: FlushScheduler) {
@@ -74,6 +80,7 @@ export interface WebSocketEndpointOptions {
   authenticate: Authenticator
   maxFrameBytes: number
   hello: (session: string) => OutFrame
+  logger: Logger
 }
 
 /** `<base>/ws` (protocol.md 3.2). */
@@ -157,6 +164,13 @@ export class WebSocketEndpoint {
     ws.on('close', () => hub.remove(connection))
   }
 
+  /** Runs `task` after the connection's earlier requests; a failure is logged and never stops the queue. */
+  #serially(connection: WebSocketConnection, task: () => unknown): void {
+    connection.inbound = connection.inbound.then(async () => void (await task())).catch((error: unknown) => {
+      this.#options.logger.error('pushline: handling a websocket frame failed', error)
+    })
+  }
+
   #receive(connection: WebSocketConnection, data: RawData, isBinary: boolean, headers: IncomingHttpHeaders): void {
     if (!connection.isOpen) return // shutting down: the close frame is out
     connection.lastReceivedAt = Date.now()
@@ -176,17 +190,18 @@ export class WebSocketEndpoint {
     const frame = decoded.frame
     switch (frame.type) {
       case 'subscribe':
-        void this.#options.hub.subscribe(connection, [frame])
+        this.#serially(connection, () => this.#options.hub.subscribe(connection, [frame]))
         return
       case 'unsubscribe':
-        this.#options.hub.unsubscribe(connection, frame.channel)
+        this.#serially(connection, () => this.#options.hub.unsubscribe(connection, frame.channel))
         return
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
         const origin = { transport: 'websocket' as const, session: connection.session, headers }
-        void this.#options.publisher
-          .publish({ rid, channel, event, data: payload, key }, origin)
-          .then((answer) => connection.send(new OutFrame(answer)))
+        this.#serially(connection, async () => {
+          const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)
+          connection.send(new OutFrame(answer))
+        })
         return
       }
       case 'pong':
