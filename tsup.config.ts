@@ -4,6 +4,7 @@ export default defineConfig({
   entry: {
     index: 'src/index.ts',
     server: 'src/server/index.ts',
+    react: 'src/react/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -11,8 +12,8 @@ export default defineConfig({
   clean: true,
   target: 'es2022',
   platform: 'neutral',
-  // Node-only peers stay external; browsers use their globals instead.
-  external: ['ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', /^node:/],
+  // Node-only peers stay external; browsers use their globals instead. React is the app's own copy.
+  external: ['ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', /^node:/],
   treeshake: true,
   splitting: true,
 })
