@@ -35,7 +35,7 @@ window.driver = (() => {
     connect() {
       need().connect()
     },
-    subscribe(channel) {
+    async subscribe(channel) {
       const received = []
       const seenGaps = []
       messages.set(channel, received)
@@ -45,6 +45,22 @@ window.driver = (() => {
       })
       sub.on('gap', (gap) => seenGaps.push({ ...gap }))
       subs.set(channel, sub)
+      // On an open client, resolve once the server confirmed the subscription. A subscription
+      // without a position is live from when the server registers it (protocol.md 4, rule 1), and
+      // the suite publishes as soon as subscribe() returns. In Node the client's frame (or new SSE
+      // stream) reaches the server first; from a page it travels through Chromium's network
+      // process and loses that race, SSE always (it must open a new stream with the new cursor).
+      if (need().state === 'open') {
+        await new Promise((resolve) => {
+          const timer = setTimeout(done, 5000)
+          const off = sub.on('subscribed', done)
+          function done() {
+            clearTimeout(timer)
+            off()
+            resolve()
+          }
+        })
+      }
     },
     unsubscribe(channel) {
       subs.get(channel)?.unsubscribe()

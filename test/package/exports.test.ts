@@ -7,8 +7,8 @@
  * It tests dist/, so it needs `npm run build` first (.ci/run builds before `npm test`).
  */
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,23 +19,35 @@ const run = promisify(execFile)
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const bin = (name: string) => join(root, 'node_modules', '.bin', name)
 
-/** Every entry of package.json `exports` and the runtime exports it must have. */
-const ENTRIES: Record<string, string[]> = {
-  pushline: ['PushClient', 'PushError', 'sse', 'websocket'],
-  'pushline/server': ['createPushServer'],
+interface PackageJson {
+  name: string
+  exports: Record<string, unknown>
+  dependencies?: Record<string, string>
+  peerDependencies?: Record<string, string>
 }
 
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageJson
+
+/** Runtime exports each entry must have, by its subpath in package.json `exports`. */
+const EXPECTED: Record<string, string[]> = {
+  '.': ['PushClient', 'PushError', 'sse', 'websocket'],
+  './core': ['PushClient', 'PushError', 'websocket'],
+  './server': ['createPushServer'],
+  './react': ['PushProvider', 'usePush'],
+}
+
+const subpaths = Object.keys(pkg.exports).filter((subpath) => subpath !== './package.json')
+
+/** Every entry of package.json `exports`, as an importer names it, with the exports it must have. */
+const ENTRIES: Record<string, string[]> = Object.fromEntries(
+  subpaths.map((subpath) => [subpath === '.' ? pkg.name : `${pkg.name}/${subpath.slice(2)}`, EXPECTED[subpath] ?? []]),
+)
+
+/** The files `exports` points at, and the script-tag bundle. */
 const DIST_FILES = [
-  'index.js',
-  'index.cjs',
-  'index.d.ts',
-  'index.d.cts',
-  'server.js',
-  'server.cjs',
-  'server.d.ts',
-  'server.d.cts',
-  'pushline.iife.min.js',
-  'pushline.iife.min.js.map',
+  ...new Set([...JSON.stringify(pkg.exports).matchAll(/"\.\/(dist\/[^"]+)"/g)].map((match) => match[1] as string)),
+  'dist/pushline.iife.min.js',
+  'dist/pushline.iife.min.js.map',
 ]
 
 interface Loaded {
@@ -105,10 +117,17 @@ async function cli(command: string, args: string[]): Promise<string> {
 
 describe('the built package', () => {
   beforeAll(() => {
-    const missing = DIST_FILES.filter((file) => !existsSync(join(root, 'dist', file)))
+    const missing = DIST_FILES.filter((file) => !existsSync(join(root, file)))
     if (missing.length > 0) {
-      throw new Error(`dist/ is missing ${missing.join(', ')}: run \`npm run build\` before \`npm test\` (.ci/run does).`)
+      throw new Error(`${missing.join(', ')} missing: run \`npm run build\` before \`npm test\` (.ci/run does).`)
     }
+  })
+
+  it('knows what every entry of package.json exports must export', () => {
+    expect(
+      subpaths.filter((subpath) => !EXPECTED[subpath]),
+      'entries without expected exports: add them to EXPECTED in this file',
+    ).toEqual([])
   })
 
   it('imports every entry as ESM and as CJS from this checkout', async () => {
@@ -137,9 +156,9 @@ describe('the built package', () => {
       const target = join(scratch, 'node_modules', 'pushline')
       await mkdir(target, { recursive: true })
       await run('tar', ['-xzf', join(scratch, packed.filename), '-C', target, '--strip-components=1'])
-      // The dependencies come from this checkout, linked rather than installed: no network.
-      const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> }
-      for (const dep of Object.keys(pkg.dependencies ?? {})) {
+      // The dependencies (and the peers an app would install) come from this checkout, linked
+      // rather than installed: no network.
+      for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.peerDependencies })) {
         const link = join(scratch, 'node_modules', dep)
         await mkdir(join(link, '..'), { recursive: true })
         await symlink(join(root, 'node_modules', dep), link, 'dir')
