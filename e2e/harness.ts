@@ -1,14 +1,15 @@
 /**
  * The e2e fixture. `server`: a node:http server on a free loopback port serving the test page
- * (e2e/page/), the script-tag bundle from dist/, and a pushline server from dist/server.js attached
- * at /push, all on one origin. `chromium`: Debian's Chromium driven by playwright-core (no browser
- * download) with a fresh profile per test file. `page`: a tab that records the page's errors.
+ * (e2e/page/), the script-tag bundle from dist/, pages a test adds (`serve`), and a pushline server
+ * from dist/server.js attached at /push, all on one origin. `chromium`: Debian's Chromium driven by
+ * playwright-core (no browser download) with a fresh profile per test file. `page`: a tab that
+ * records the page's errors.
  * Everything is closed and removed after use, also when a test fails.
  */
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { extname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -58,6 +59,13 @@ export interface E2EServer {
   readonly push: PushServer
   /** Every publish the server was asked for by a client, as its `onPublish` hook saw it. */
   readonly published: PublishRequest[]
+  /** Serves `body` at `path` (GET) from now on, besides the fixed files of e2e/page/. */
+  serve(path: string, body: string | Uint8Array, contentType: string): void
+  /**
+   * Destroys every TCP connection the server has (page loads, WebSockets, streams, polls), as a
+   * network outage or a crashed middlebox does; the server itself keeps running.
+   */
+  dropConnections(): number
   close(): Promise<void>
 }
 
@@ -68,9 +76,19 @@ export function requireBuild(): void {
   if (missing.length > 0) throw new Error(`e2e needs the build: ${missing.join(', ')} missing; run \`npm run build\`.`)
 }
 
+interface ServedBody {
+  body: string | Uint8Array
+  contentType: string
+}
+
 /** The app's request handler; `push.attach` calls it for every request that is not below /push. */
-async function serveStatic(req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serveStatic(req: IncomingMessage, res: ServerResponse, extra: Map<string, ServedBody>): Promise<void> {
   const { pathname } = new URL(req.url ?? '/', 'http://localhost')
+  const served = req.method === 'GET' ? extra.get(pathname) : undefined
+  if (served) {
+    res.writeHead(200, { 'Content-Type': served.contentType, 'Cache-Control': 'no-store' }).end(served.body)
+    return
+  }
   const file = STATIC_FILES[pathname]
   if (req.method !== 'GET' || file === undefined) {
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found')
@@ -97,11 +115,18 @@ export async function startE2EServer(options: PushServerOptions = {}): Promise<E
       return options.onPublish?.(request)
     },
   })
+  const extra = new Map<string, ServedBody>()
   const httpServer = createServer((req, res) => {
-    serveStatic(req, res).catch((error: unknown) => {
+    serveStatic(req, res, extra).catch((error: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' })
       res.end(String(error))
     })
+  })
+  // Upgraded WebSockets leave the http server's bookkeeping, so keep every socket here.
+  const sockets = new Set<Socket>()
+  httpServer.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
   })
   // As an app does: the server's own handler first, then attach (which wraps it).
   push.attach(httpServer, { path: PUSH_PATH })
@@ -113,6 +138,14 @@ export async function startE2EServer(options: PushServerOptions = {}): Promise<E
     pushUrl: `${origin}${PUSH_PATH}`,
     push,
     published,
+    serve(path, body, contentType) {
+      extra.set(path, { body, contentType })
+    },
+    dropConnections() {
+      const count = sockets.size
+      for (const socket of sockets) socket.destroy()
+      return count
+    },
     async close() {
       try {
         await push.close()
@@ -196,8 +229,8 @@ export const test = base
       if (message.type() === 'error') pageErrors.push(`console.error: ${message.text()}`)
     })
     onCleanup(async () => {
-      // What the page showed when the test failed.
-      if (task.result?.state === 'fail') await screenshot(page, `failed-${task.name}`).catch(() => undefined)
+      // What the page showed when the test failed (not for `test.fails`, whose failure is expected).
+      if (task.result?.state === 'fail' && !task.fails) await screenshot(page, `failed-${task.name}`).catch(() => undefined)
       await page.close()
     })
     return page

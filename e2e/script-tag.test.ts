@@ -14,6 +14,7 @@ interface PageState {
   errors: string[]
   messages: { event: string; data: unknown; offset: number; id: string }[]
   echoes: { event: string; data: unknown; offset: number; id: string }[]
+  subscribed: string[]
 }
 
 type PublishOutcome = { ok: true; channel: string; offset: number; id: string } | { ok: false; code: string; message: string }
@@ -23,18 +24,33 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 const pageState = (page: Page) => page.evaluate<PageState>('window.e2e')
 
 describe('script-tag bundle (global Pushline)', () => {
-  for (const transport of ['websocket', 'sse'] as const) {
+  for (const transport of ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe'] as const) {
     test(`over ${transport}: receives in order and publishes back`, async ({ page, server, pageErrors }) => {
       await page.goto(`${server.origin}/?transport=${transport}`)
       // The global carries the public client surface (src/cdn.ts).
       const globals = await page.evaluate<Record<string, string>>(
         'Object.fromEntries(Object.entries(Pushline).map(([name, value]) => [name, typeof value]))',
       )
-      expect(globals).toMatchObject({ PushClient: 'function', PushError: 'function', websocket: 'function', sse: 'function' })
+      expect(globals).toMatchObject({
+        PushClient: 'function',
+        PushError: 'function',
+        websocket: 'function',
+        sse: 'function',
+        longPolling: 'function',
+        shortPolling: 'function',
+        iframe: 'function',
+      })
 
       await expect.poll(async () => (await pageState(page)).states.at(-1), { timeout: 10_000 }).toBe('open')
-      // Both subscriptions (`e2e`, `e2e-back`) are live on the server before anything is published.
-      await expect.poll(() => server.push.stats().subscriptions, { timeout: 10_000 }).toBe(2)
+      // Both subscriptions (`e2e`, `e2e-back`) are live before anything is published: confirmed
+      // to the client, and held by the server, except for short polls, which leave nothing there
+      // between polls (each poll carries the positions the first one's `subscribed` frames gave).
+      await expect
+        .poll(async () => [...(await pageState(page)).subscribed].sort(), { timeout: 10_000 })
+        .toEqual(['e2e', 'e2e-back'])
+      if (transport !== 'short-polling') {
+        await expect.poll(() => server.push.stats().subscriptions, { timeout: 10_000 }).toBe(2)
+      }
       expect((await pageState(page)).transports).toEqual([transport])
 
       for (const n of range(1, COUNT)) await server.push.publish('e2e', { n })

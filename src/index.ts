@@ -1,26 +1,44 @@
-// The public client API. Everything else is internal.
-export { PushClient } from './client/client.js'
-export type { ClientEvents, ClientState } from './client/client.js'
-export type { PublishAck, PublishOptions, PushClientOptions } from './client/options.js'
-export type { ReconnectOptions } from './client/backoff.js'
-export type { GapInfo, PushMessage, Subscription, SubscriptionEvents } from './client/subscription.js'
-export { PushError } from './errors.js'
-export type { ErrorCode } from './errors.js'
-export type { GapReason, TransportName } from './protocol/frames.js'
-export { websocket } from './transports/websocket.js'
-export { sse } from './transports/sse.js'
-export type { SseOptions } from './transports/sse.js'
-export type {
-  DuplexTransport,
-  EventSourceConstructor,
-  EventSourceLike,
-  FetchLike,
-  Platform,
-  StreamTransport,
-  Timers,
-  Transport,
-  TransportContext,
-  TransportFactory,
-  WebSocketConstructor,
-  WebSocketLike,
-} from './transports/transport.js'
+// `pushline`: the public client API. Everything else is internal. The same as `pushline/core`,
+// except that its PushClient also takes transport names and defaults to every transport.
+export { PushClient } from './client/push-client.js'
+export type { PushClientOptions } from './client/options.js'
+export {
+  PushError,
+  iframe,
+  longPolling,
+  shortPolling,
+  sse,
+  websocket,
+  type ClientEvents,
+  type ClientOptions,
+  type ClientState,
+  type CoreClientOptions,
+  type DuplexTransport,
+  type ErrorCode,
+  type EventSourceConstructor,
+  type EventSourceLike,
+  type FallbackEvent,
+  type FallbackReason,
+  type FetchLike,
+  type GapInfo,
+  type GapReason,
+  type LongPollingOptions,
+  type Platform,
+  type PublishAck,
+  type PublishOptions,
+  type PushMessage,
+  type ReconnectOptions,
+  type SseOptions,
+  type ShortPollingOptions,
+  type StorageLike,
+  type StreamTransport,
+  type Subscription,
+  type SubscriptionEvents,
+  type Timers,
+  type Transport,
+  type TransportContext,
+  type TransportFactory,
+  type TransportName,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './core.js'

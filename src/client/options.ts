@@ -8,15 +8,16 @@ import type {
 } from '../transports/transport.js'
 import type { ReconnectOptions } from './backoff.js'
 
-export interface PushClientOptions {
+/** A place to remember which transport won, per server URL: `localStorage` fits. */
+export interface StorageLike {
+  getItem(key: string): string | null
+  setItem(key: string, value: string): void
+}
+
+/** Options of both `PushClient`s; they differ only in `transports`. */
+export interface ClientOptions {
   /** The server's base URL, for example `https://example.com/push` (protocol.md 3). */
   url: string
-  /**
-   * Transports to try, in order: names, or factories such as `websocket()` and `sse()` (an app
-   * that passes only factories bundles only those).
-   * @default ['websocket', 'sse']
-   */
-  transports?: ReadonlyArray<TransportName | TransportFactory>
   /**
    * Token sent per protocol.md 3.1 (WebSocket subprotocol, HTTP `Authorization` header; never in a
    * URL). A function is called before every connection attempt, so it can refresh the token.
@@ -27,15 +28,44 @@ export interface PushClientOptions {
   reconnect?: ReconnectOptions
   /**
    * A connection attempt fails if `hello` has not arrived through the transport this long after it
-   * started (token lookup included).
-   * @default 5000
+   * started (token lookup included); the next transport is tried then. Short enough that behind a
+   * buffering proxy (an SSE stream that never delivers) the client settles on long-polling within
+   * 10 s even if the WebSocket hangs too; long enough for a TLS handshake on a slow mobile link.
+   * @default 4000
    */
   handshakeTimeoutMs?: number
   /**
-   * The link is dead when nothing arrived for the server's `heartbeatMs` plus this long.
+   * The link is dead when nothing arrived for the server's `heartbeatMs` plus this long (for polls:
+   * the poll's hold or interval plus this long).
    * @default 10000
    */
   heartbeatGraceMs?: number
+  /**
+   * A connection that dies within this long of opening is unstable (a proxy that cuts WebSockets,
+   * say): the next transport is tried, as after a failed handshake. A server's `close` frame with
+   * `retryMs` is not instability.
+   * @default 5000
+   */
+  unstableMs?: number
+  /**
+   * While on a transport worse than the best one the server offers, probe the better ones this
+   * often in the background, and switch without loss once one says hello. 0 disables probes.
+   * @default 60000
+   */
+  upgradeProbeMs?: number
+  /**
+   * How long the transport that won (and the transports the server offers) are remembered per
+   * server URL, so that the next start goes straight to it. Upgrade probes correct a stale winner
+   * within `upgradeProbeMs`, and every `hello` refreshes the list of offered transports, so this
+   * only bounds staleness when probes are off.
+   * @default 3600000 (1 hour)
+   */
+  rememberMs?: number
+  /**
+   * Where the winner is remembered.
+   * @default localStorage where it can be used, else memory shared by the clients of this process
+   */
+  storage?: StorageLike | undefined
   /**
    * A publish rejects with `PUBLISH_TIMEOUT` when not acknowledged this long after the call,
    * including time spent waiting for a connection.
@@ -59,7 +89,7 @@ export interface PushClientOptions {
    */
   EventSource?: EventSourceConstructor | undefined
   /**
-   * fetch implementation, for HTTP publishes and SSE streams.
+   * fetch implementation, for polls, HTTP publishes and SSE streams.
    * @default globalThis.fetch
    */
   fetch?: FetchLike | undefined
@@ -73,6 +103,25 @@ export interface PushClientOptions {
    * @default Math.random
    */
   random?: (() => number) | undefined
+}
+
+/** Options of the `PushClient` of `pushline/core`. */
+export interface CoreClientOptions extends ClientOptions {
+  /**
+   * Transports to try, in order of preference, as factories such as `websocket()` and `sse()`.
+   * Only the transports listed are bundled.
+   */
+  transports: readonly TransportFactory[]
+}
+
+/** Options of the `PushClient` of `pushline`. */
+export interface PushClientOptions extends ClientOptions {
+  /**
+   * Transports to try, in order of preference: names, or factories such as `websocket()` and
+   * `longPolling({ holdMs: 10000 })`.
+   * @default ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe'] (iframe only where there is a `document`)
+   */
+  transports?: ReadonlyArray<TransportName | TransportFactory>
 }
 
 export interface PublishOptions {

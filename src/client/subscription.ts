@@ -43,72 +43,72 @@ export interface SubscriptionEmitterEvents extends SubscriptionEvents {
  * One `client.subscribe()` call. Several of them on one channel share one server subscription.
  * Iterate it with `for await` to consume messages in order; breaking out unsubscribes.
  */
-export class Subscription<T = unknown> implements AsyncIterable<PushMessage<T>> {
+export interface Subscription<T = unknown> extends AsyncIterable<PushMessage<T>> {
   /** The channel name. */
   readonly channel: string
-  readonly #events: Emitter<SubscriptionEmitterEvents>
-  readonly #release: () => void
-  #ended = false
-
-  /** @internal Created by `PushClient.subscribe`. */
-  constructor(channel: string, events: Emitter<SubscriptionEmitterEvents>, release: () => void) {
-    this.channel = channel
-    this.#events = events
-    this.#release = release
-    events.on('end', () => {
-      this.#ended = true
-    })
-  }
-
   /** False once unsubscribed, or after the server refused the subscription. */
-  get active(): boolean {
-    return !this.#ended
-  }
-
+  readonly active: boolean
   /** Adds a listener; returns the function that removes it. */
-  on<K extends keyof SubscriptionEvents<T>>(event: K, listener: SubscriptionEvents<T>[K]): Unsubscribe {
-    return this.#events.on(event, listener as SubscriptionEmitterEvents[K])
-  }
-
+  on<K extends keyof SubscriptionEvents<T>>(event: K, listener: SubscriptionEvents<T>[K]): Unsubscribe
   /** Stops this subscription; the last one of a channel ends the server subscription. Idempotent. */
-  unsubscribe(): void {
-    if (!this.#ended) this.#release()
-  }
+  unsubscribe(): void
+  [Symbol.asyncIterator](): AsyncIterator<PushMessage<T>, undefined>
+}
 
-  [Symbol.asyncIterator](): AsyncIterator<PushMessage<T>, undefined> {
-    // Buffers what arrives while the consumer is busy; start iterating right after subscribe().
-    const queue: PushMessage<T>[] = []
-    let wake: (() => void) | undefined
-    let ended = this.#ended
-    let failure: PushError | undefined
-    const unbind = [
-      this.#events.on('message', (message) => {
-        queue.push(message as PushMessage<T>)
-        wake?.()
-      }),
-      this.#events.on('end', (error) => {
-        ended = true
-        failure = error
-        wake?.()
-      }),
-    ]
-    const finish = (): IteratorReturnResult<undefined> => {
-      for (const off of unbind) off()
-      return { value: undefined, done: true }
-    }
-    return {
-      next: async () => {
-        while (!queue.length && !ended) await new Promise<void>((resolve) => (wake = resolve))
-        const message = queue.shift()
-        if (message) return { value: message, done: false }
-        finish()
-        if (failure) throw failure
+/** Creates the `Subscription` of a `client.subscribe()` call; `release` ends it in the client. */
+export function createSubscription<T>(
+  channel: string,
+  events: Emitter<SubscriptionEmitterEvents>,
+  release: () => void,
+): Subscription<T> {
+  let ended = false
+  events.on('end', () => {
+    ended = true
+  })
+  const subscription: Subscription<T> = {
+    channel,
+    get active() {
+      return !ended
+    },
+    on: (event, listener) => events.on(event, listener as SubscriptionEmitterEvents[typeof event]),
+    unsubscribe() {
+      if (!ended) release()
+    },
+    [Symbol.asyncIterator]() {
+      // Buffers what arrives while the consumer is busy; start iterating right after subscribe().
+      const queue: PushMessage<T>[] = []
+      let wake: (() => void) | undefined
+      let done = ended
+      let failure: PushError | undefined
+      const unbind = [
+        events.on('message', (message) => {
+          queue.push(message as PushMessage<T>)
+          wake?.()
+        }),
+        events.on('end', (error) => {
+          done = true
+          failure = error
+          wake?.()
+        }),
+      ]
+      const finish = (): IteratorReturnResult<undefined> => {
+        for (const off of unbind) off()
         return { value: undefined, done: true }
-      },
-      return: async () => {
-        this.unsubscribe()
-        return finish()
-      },
-    }
+      }
+      return {
+        next: async () => {
+          while (!queue.length && !done) await new Promise<void>((resolve) => (wake = resolve))
+          if (queue.length) return { value: queue.shift() as PushMessage<T>, done: false }
+          finish()
+          if (failure) throw failure
+          return { value: undefined, done: true }
+        },
+        return: async () => {
+          subscription.unsubscribe()
+          return finish()
+        },
+      }
+    },
   }
+  return subscription
 }

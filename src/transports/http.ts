@@ -1,7 +1,11 @@
 import { PushError } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
-import type { PublishFrame, TransportName } from '../protocol/frames.js'
-import type { TransportContext } from './transport.js'
+import type { ServerFrame, TransportName } from '../protocol/frames.js'
+import { formatCursor } from '../protocol/position.js'
+import type { StreamTransport, TransportContext } from './transport.js'
+
+// What the HTTP transports (SSE, long and short polling, the iframe stream) share: endpoint URLs,
+// the Authorization header, publishing over POST, and the handling of one stream per client.
 
 /** `<base>/<path>` (protocol.md 3), keeping the base's query; `ws:`/`wss:` for WebSocket. */
 export function endpointUrl(base: string, path: string, webSocket?: boolean): URL {
@@ -17,45 +21,160 @@ export function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {}
 }
 
+/** `error` as a PushError: as is if it is one, else TRANSPORT_FAILED caused by it. */
+export const toPushError = (error: unknown, transport: TransportName): PushError =>
+  error instanceof PushError ? error : new PushError('TRANSPORT_FAILED', String(error), { cause: error, transport })
+
+/** A refused request: the `error` frame of its body (protocol.md 3.3), else its status. */
+export function refusal(transport: TransportName, status?: number, body = ''): PushError {
+  let frame: ServerFrame | undefined
+  try {
+    frame = decodeServerFrame(body)
+  } catch {
+    // not a frame (a proxy's error page): the status tells
+  }
+  return frame?.type === 'error'
+    ? new PushError(frame.code, frame.message, { transport, channel: frame.channel })
+    : new PushError(status === 401 ? 'UNAUTHORIZED' : 'TRANSPORT_FAILED', `${transport} failed` + (status ? ` (HTTP ${status})` : ''), {
+        transport,
+      })
+}
+
+/** A request with the token's Authorization header; resolves with the status and the body. */
+export const request = (context: TransportContext, url: URL, init: RequestInit = {}): Promise<[number, string]> =>
+  (context.platform.fetch ?? fetch)(url.href, {
+    ...init,
+    headers: { ...(init.headers as Record<string, string>), ...authHeaders(context.token) },
+  }).then(async (response) => [response.status, await response.text()])
+
 /**
- * `POST <base>/publish` (protocol.md 3.4), shared by the HTTP transports. The answer goes to
- * `context.onFrame` with the request's rid; a failed request fails the transport, so the core
- * resends the publish (same idempotency key) after it reconnected.
+ * Opens one stream for `url`, whose `cursor` parameter is set. It hands each frame to `deliver`
+ * (as JSON text, or decoded), and reports its end to `fail`; the returned function closes it.
  */
-export function publishOverHttp(
-  context: TransportContext,
-  frame: PublishFrame,
-  transport: TransportName,
-  isClosed: () => boolean,
+export type OpenStream = (
+  url: URL,
+  deliver: (frame: string | ServerFrame | undefined) => void,
   fail: (error: PushError) => void,
-): void {
-  const fetch = context.platform.fetch ?? globalThis.fetch
-  fetch(endpointUrl(context.url, 'publish').href, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...authHeaders(context.token) },
-    body: JSON.stringify(frame),
-  })
-    .then(async (response) => {
-      const body = await response.text()
-      if (isClosed()) return
-      let reply
-      try {
-        reply = decodeServerFrame(body)
-      } catch (error) {
-        // A proxy's HTML error page, say: the request failed, not the protocol.
-        if (response.status === 200) throw error
-      }
-      if (reply?.type !== 'ack' && reply?.type !== 'error') {
-        throw new PushError('TRANSPORT_FAILED', `publish answered with HTTP ${response.status}`, { transport })
-      }
-      context.onFrame({ ...reply, rid: frame.rid })
-    })
-    .catch((error: unknown) => {
-      if (isClosed()) return
-      fail(
-        error instanceof PushError
-          ? error
-          : new PushError('TRANSPORT_FAILED', 'publish request failed', { cause: error, transport }),
-      )
-    })
+) => () => void
+
+interface Stream {
+  close?: () => void
+  /** Ended on purpose by a `RECONNECT` close frame: what follows is no failure. */
+  ended?: boolean
+}
+
+/**
+ * A transport with one stream per client, on `<base>/<path>`. It carries `context.cursor()` and
+ * replaces its stream when the subscriptions change or the server recycles it (protocol.md 3.3,
+ * 3.7): a new stream opens with the current positions, and the old one is closed once the new one
+ * said `hello` (duplicates that both delivered are dropped by offset). Publishes go by POST (3.4).
+ */
+export function streamTransport(
+  name: TransportName,
+  context: TransportContext,
+  path: string,
+  openStream: OpenStream,
+): StreamTransport {
+  const { timers } = context
+  /** The stream that said hello and delivers now, and one waiting for its hello. */
+  let live: Stream | undefined
+  let next: Stream | undefined
+  let deadline: unknown
+  let opened = false
+  let closed = false
+
+  const close = (): void => {
+    closed = true
+    timers.clearTimeout(deadline)
+    live?.close?.()
+    next?.close?.()
+    live = next = undefined
+  }
+  const fail = (error?: PushError): void => {
+    if (closed) return
+    close()
+    context.onClose(error)
+  }
+
+  const open = (): void => {
+    const url = endpointUrl(context.url, path)
+    url.searchParams.set('cursor', formatCursor(context.cursor()))
+    const stream: Stream = {}
+    const mine = (): boolean => stream === live || stream === next
+    next?.close?.()
+    next = stream
+    stream.close = openStream(
+      url,
+      (frame) => {
+        if (!mine()) return
+        try {
+          if (typeof frame === 'string') frame = decodeServerFrame(frame)
+        } catch (error) {
+          return fail(error as PushError)
+        }
+        if (frame?.type === 'hello') {
+          if (stream !== next) return
+          timers.clearTimeout(deadline)
+          live?.close?.()
+          live = stream
+          next = undefined
+          // The core sees one hello per transport; later streams only take over.
+          if (opened) return
+          opened = true
+        } else if (frame?.type === 'close' && frame.code === 'RECONNECT') {
+          // The server recycles the stream (protocol.md 3.7): reopen at once, not counted as a failure.
+          stream.ended = true
+          return update()
+        }
+        if (frame) context.onFrame(frame)
+      },
+      (error) => {
+        if (mine() && !stream.ended) fail(error)
+      },
+    )
+  }
+
+  const update = (): void => {
+    if (closed) return
+    try {
+      open()
+    } catch (error) {
+      return fail(toPushError(error, name))
+    }
+    if (!opened) return // the core's handshake deadline still covers the first stream
+    timers.clearTimeout(deadline)
+    deadline = timers.setTimeout(
+      () => fail(new PushError('HANDSHAKE_TIMEOUT', 'reopened stream sent no hello', { transport: name })),
+      context.handshakeTimeoutMs,
+    )
+  }
+
+  return {
+    name,
+    kind: 'stream',
+    open,
+    update,
+    publish(frame) {
+      // The answer goes to the core with the request's rid. A failed request fails the transport,
+      // so the core resends the publish (same idempotency key) once reconnected.
+      request(context, endpointUrl(context.url, 'publish'), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(frame),
+      })
+        .then(([status, body]) => {
+          if (closed) return
+          let reply: ServerFrame | undefined
+          try {
+            reply = decodeServerFrame(body)
+          } catch (error) {
+            if (status === 200) throw error // else a proxy's error page, say: the status tells
+          }
+          if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status)
+          context.onFrame({ ...reply, rid: frame.rid })
+        })
+        .catch((error: unknown) => fail(toPushError(error, name)))
+    },
+    close,
+  }
 }

@@ -59,9 +59,12 @@ export interface TransportContext {
   readonly token: string | undefined
   readonly platform: Platform
   readonly timers: Timers
-  /** How long a stream transport waits for `hello` on a stream it reopens. */
+  /** How long a stream transport waits for `hello` on a stream it reopens (the core times the first one). */
   readonly handshakeTimeoutMs: number
-  /** Stream transports: the subscriptions to carry now, with their positions (the stream cursor). */
+  /**
+   * Stream transports: the subscriptions to carry now, with their positions (the stream cursor).
+   * Empty while the transport is an upgrade probe; the core calls `update()` once it wins.
+   */
   cursor(): CursorEntry[]
   /** Delivers one decoded server frame. */
   onFrame(frame: ServerFrame): void
@@ -88,8 +91,9 @@ export interface DuplexTransport extends TransportBase {
 }
 
 /**
- * A transport with one server stream per client (SSE; long-polling and the iframe stream later). It
- * takes its subscriptions from `context.cursor()` and reopens when they change.
+ * A transport with one server stream per client (SSE, long and short polling, the iframe stream).
+ * It takes its subscriptions from `context.cursor()` and reopens when they change; all of them are
+ * built on `streamTransport` (http.ts).
  */
 export interface StreamTransport extends TransportBase {
   readonly kind: 'stream'

@@ -1,26 +1,15 @@
 import NodeWebSocket from 'isomorphic-ws'
-import { PushError } from '../errors.js'
+import { PushError, type ErrorCode } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
 import { endpointUrl } from './http.js'
 import type { DuplexTransport, TransportContext, TransportFactory, WebSocketConstructor, WebSocketLike } from './transport.js'
 
-const noop = (): void => {}
+const failure = (code: ErrorCode, message: string): PushError => new PushError(code, message, { transport: 'websocket' })
 
 /** `pushline.auth.<base64url(utf8(token))>`, no padding (protocol.md 3.1). */
-function authProtocol(token: string): string {
-  let binary = ''
-  for (const byte of new TextEncoder().encode(token)) binary += String.fromCharCode(byte)
-  return 'pushline.auth.' + btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
-}
-
-/** Close codes the server uses on purpose (protocol.md 3.2); anything else is a failure. */
-function closeError(code: number, reason: string): PushError | undefined {
-  if (code === 4401) return new PushError('UNAUTHORIZED', reason || 'unauthorized', { transport: 'websocket' })
-  if (code === 1000 || code === 1001 || code === 1012) return undefined
-  return new PushError('TRANSPORT_FAILED', `WebSocket closed with code ${code}${reason ? ': ' + reason : ''}`, {
-    transport: 'websocket',
-  })
-}
+const authProtocol = (token: string): string =>
+  'pushline.auth.' +
+  btoa(String.fromCharCode(...new TextEncoder().encode(token))).replace(/[+/=]/g, (c) => (c === '+' ? '-' : c === '/' ? '_' : ''))
 
 /**
  * The WebSocket transport (`<base>/ws`). Uses `options.WebSocket` if given, else `ws` in Node and
@@ -37,8 +26,8 @@ function createWebSocketTransport(context: TransportContext): DuplexTransport {
     if (!socket) return
     // Keep an error handler: `ws` emits 'error' when a connecting socket is closed, and an
     // EventEmitter without one throws.
-    socket.onopen = socket.onmessage = socket.onclose = null
-    socket.onerror = noop
+    socket.onmessage = socket.onclose = null
+    socket.onerror = () => {}
     socket.close(1000)
     socket = undefined
   }
@@ -54,37 +43,39 @@ function createWebSocketTransport(context: TransportContext): DuplexTransport {
     open() {
       const WebSocketClass: WebSocketConstructor | undefined =
         context.platform.WebSocket ??
+        // An empty module in browser builds (package.json `browser`), where the global is used.
         (typeof NodeWebSocket === 'function' ? (NodeWebSocket as unknown as WebSocketConstructor) : undefined) ??
         globalThis.WebSocket
-      if (!WebSocketClass) {
-        throw new PushError('NO_TRANSPORT', 'no WebSocket implementation: pass the WebSocket option', {
-          transport: 'websocket',
-        })
-      }
+      if (!WebSocketClass) throw failure('NO_TRANSPORT', 'no WebSocket: pass the WebSocket option')
       const protocols = ['pushline.v1']
       if (context.token) protocols.push(authProtocol(context.token))
       const ws = (socket = new WebSocketClass(endpointUrl(context.url, 'ws', true).href, protocols))
       ws.onmessage = (event: { data: unknown }) => {
-        if (typeof event.data !== 'string') {
-          return fail(new PushError('PROTOCOL_ERROR', 'binary WebSocket message', { transport: 'websocket' }))
-        }
+        if (typeof event.data !== 'string') return fail(failure('PROTOCOL_ERROR', 'binary message'))
         // One message may batch several frames, one per line (protocol.md 3.2).
         for (const line of event.data.split('\n')) {
           if (socket !== ws) return // closed by a frame earlier in this batch
-          if (!line) continue
           let frame
           try {
-            frame = decodeServerFrame(line)
+            frame = line ? decodeServerFrame(line) : undefined
           } catch (error) {
             return fail(error as PushError)
           }
           if (frame) context.onFrame(frame)
         }
       }
-      ws.onclose = (event: { code: number; reason: string }) => fail(closeError(event.code, event.reason))
+      // Close codes the server uses on purpose (protocol.md 3.2): 4401, and the normal ones.
+      ws.onclose = ({ code, reason }: { code: number; reason: string }) =>
+        fail(
+          code === 4401
+            ? failure('UNAUTHORIZED', reason || 'unauthorized')
+            : code === 1000 || code === 1001 || code === 1012
+              ? undefined
+              : failure('TRANSPORT_FAILED', `closed with ${code} ${reason}`),
+        )
       // The close event that follows carries the code; report the failure now anyway, so a socket
       // stuck after an error cannot stall the client.
-      ws.onerror = () => fail(new PushError('TRANSPORT_FAILED', 'WebSocket error', { transport: 'websocket' }))
+      ws.onerror = () => fail(failure('TRANSPORT_FAILED', 'WebSocket error'))
     },
     send(frame) {
       socket?.send(JSON.stringify(frame))

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, PushError, websocket, type PushClientOptions, type PushMessage } from '../../src/index.js'
-import { fakeWebSockets, flush, hello, useFakeTimers } from './fakes.js'
+import { fakeWebSockets, flush, hello, memoryStorage, useFakeTimers } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 
@@ -8,6 +8,7 @@ function setup(options: Partial<PushClientOptions> = {}) {
   const ws = fakeWebSockets()
   const client = new PushClient({
     url: URL_BASE,
+    storage: memoryStorage(),
     transports: [websocket()],
     WebSocket: ws.WebSocket,
     // Jitter at its maximum, so delays are predictable.
@@ -164,6 +165,7 @@ describe('transport fallback', () => {
     const other = fakeWebSockets()
     const client = new PushClient({
       url: URL_BASE,
+    storage: memoryStorage(),
       transports: [websocket(), { name: 'sse', create: (context) => websocket().create({ ...context, platform: { WebSocket: other.WebSocket } }) }],
       WebSocket: ws.WebSocket,
     })
@@ -710,7 +712,7 @@ describe('transports option', () => {
 
   it('accepts names, resolved through the default registry', () => {
     const ws = fakeWebSockets()
-    const client = new PushClient({ url: URL_BASE, transports: ['websocket'], WebSocket: ws.WebSocket })
+    const client = new PushClient({ url: URL_BASE, transports: ['websocket'], WebSocket: ws.WebSocket, storage: memoryStorage() })
     client.connect()
     expect(ws.sockets).toHaveLength(1)
     client.close()

@@ -3,8 +3,16 @@
  * the client can be driven frame by frame with fake timers and no server.
  */
 import { vi } from 'vitest'
-import type { ClientFrame, HelloFrame, ServerFrame } from '../../src/protocol/frames.js'
-import type { EventSourceLike, WebSocketLike } from '../../src/transports/transport.js'
+import type { PushError } from '../../src/errors.js'
+import type { ClientFrame, HelloFrame, PublishFrame, ServerFrame, TransportName } from '../../src/protocol/frames.js'
+import type {
+  DuplexTransport,
+  EventSourceLike,
+  StreamTransport,
+  TransportContext,
+  TransportFactory,
+  WebSocketLike,
+} from '../../src/transports/transport.js'
 
 export const hello = (overrides: Partial<HelloFrame> = {}): HelloFrame => ({
   type: 'hello',
@@ -150,24 +158,119 @@ export function fakeEventSources(options: { takesFetch?: boolean } = {}) {
 export interface FetchCall {
   url: string
   init: RequestInit
-  respond(status: number, body: unknown): void
+  /** The request's AbortSignal fired (the promise then rejected with an AbortError). */
+  aborted: boolean
+  respond(status: number, body?: unknown): void
   reject(error: Error): void
 }
 
-/** A fetch whose calls wait until the test answers them. */
+/** A fetch whose calls wait until the test answers them; an aborted call rejects like fetch does. */
 export function fakeFetch() {
   const calls: FetchCall[] = []
   const fetch = (input: string | URL | Request, init: RequestInit = {}) =>
     new Promise<Response>((resolve, reject) => {
-      calls.push({
+      const call: FetchCall = {
         url: String(input),
         init,
-        respond: (status, body) =>
-          resolve(new Response(typeof body === 'string' ? body : JSON.stringify(body), { status })),
+        aborted: false,
+        respond: (status, body = '') =>
+          resolve(new Response(status === 204 ? null : typeof body === 'string' ? body : JSON.stringify(body), { status })),
         reject,
+      }
+      init.signal?.addEventListener('abort', () => {
+        call.aborted = true
+        reject(new DOMException('This operation was aborted', 'AbortError'))
       })
+      calls.push(call)
     })
-  return { fetch: fetch as typeof globalThis.fetch, calls }
+  return {
+    fetch: fetch as typeof globalThis.fetch,
+    calls,
+    get last(): FetchCall {
+      const call = calls.at(-1)
+      if (!call) throw new Error('no request yet')
+      return call
+    },
+  }
+}
+
+/** An NDJSON poll answer (protocol.md 3.5): one frame per line. */
+export const ndjson = (...frames: (ServerFrame | Record<string, unknown>)[]): string =>
+  frames.map((frame) => JSON.stringify(frame) + '\n').join('')
+
+export interface FakeTransport {
+  readonly name: TransportName
+  readonly kind: 'duplex' | 'stream'
+  readonly context: TransportContext
+  opened: boolean
+  closed: boolean
+  /** Duplex: frames the client sent. Stream: frames it published; `updates` counts update() calls. */
+  readonly sent: ClientFrame[]
+  updates: number
+  /** Server side: delivers a frame. */
+  receive(frame: ServerFrame | Record<string, unknown>): void
+  /** Server side: `hello` listing `offered`. */
+  hello(offered: TransportName[], overrides?: Partial<HelloFrame>): void
+  /** The transport fails (or closes normally without an error). */
+  fail(error?: PushError): void
+}
+
+/**
+ * A transport factory whose transports the test drives directly: for negotiation, where what
+ * matters is which transport is tried when, not how it speaks.
+ */
+export function fakeTransport(name: TransportName, kind: 'duplex' | 'stream' = 'duplex') {
+  const instances: FakeTransport[] = []
+  const factory: TransportFactory = {
+    name,
+    create(context) {
+      const transport = {
+        name,
+        kind,
+        context,
+        opened: false,
+        closed: false,
+        sent: [] as ClientFrame[],
+        updates: 0,
+        open() {
+          transport.opened = true
+        },
+        close() {
+          transport.closed = true
+        },
+        send(frame: ClientFrame) {
+          transport.sent.push(frame)
+        },
+        publish(frame: PublishFrame) {
+          transport.sent.push(frame)
+        },
+        update() {
+          transport.updates++
+        },
+        receive(frame: ServerFrame | Record<string, unknown>) {
+          context.onFrame(frame as ServerFrame)
+        },
+        hello(offered: TransportName[], overrides: Partial<HelloFrame> = {}) {
+          context.onFrame(hello({ transports: offered, ...overrides }))
+        },
+        fail(error?: PushError) {
+          context.onClose(error)
+        },
+      }
+      instances.push(transport)
+      // Both shapes at once; `kind` tells the client which one it is.
+      return transport as unknown as DuplexTransport | StreamTransport
+    },
+  }
+  return {
+    factory,
+    instances,
+    get last(): FakeTransport {
+      const instance = instances.at(-1)
+      if (!instance) throw new Error(`no ${name} transport yet`)
+      return instance
+    },
+  }
 }
 
 /** Fakes only the timers the client uses, so promise machinery (setImmediate) stays real. */
@@ -178,4 +281,14 @@ export const useFakeTimers = (): void => {
 /** Lets pending promise callbacks (and undici's body reading) run. */
 export const flush = async (): Promise<void> => {
   for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve))
+}
+
+/** A storage of its own per client, so that tests do not share what the default remembers per process. */
+export function memoryStorage(initial: Record<string, string> = {}) {
+  const items = new Map(Object.entries(initial))
+  return {
+    items,
+    getItem: (key: string) => items.get(key) ?? null,
+    setItem: (key: string, value: string) => void items.set(key, value),
+  }
 }

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, sse, websocket, type PushClientOptions, type PushError } from '../../src/index.js'
-import { fakeEventSources, fakeFetch, fakeWebSockets, flush, hello, useFakeTimers } from './fakes.js'
+import { fakeEventSources, fakeFetch, fakeWebSockets, flush, hello, memoryStorage, useFakeTimers } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 
@@ -8,6 +8,7 @@ function setup(options: Partial<PushClientOptions> = {}, sources = fakeEventSour
   const http = fakeFetch()
   const client = new PushClient({
     url: URL_BASE,
+    storage: memoryStorage(),
     transports: [sse()],
     EventSource: sources.EventSource,
     fetch: http.fetch,
@@ -225,6 +226,7 @@ describe('sse transport', () => {
     const sources = fakeEventSources()
     const client = new PushClient({
       url: URL_BASE,
+    storage: memoryStorage(),
       transports: [websocket(), sse()],
       WebSocket: ws.WebSocket,
       EventSource: sources.EventSource,

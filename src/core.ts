@@ -1,0 +1,32 @@
+// `pushline/core`: the client API with transports passed as factories only, so that an app bundles
+// just the transports it lists. `pushline` adds transport names and the default list.
+export { PushClient } from './client/client.js'
+export type { ClientEvents, ClientState, FallbackEvent, FallbackReason } from './client/client.js'
+export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, StorageLike } from './client/options.js'
+export type { ReconnectOptions } from './client/backoff.js'
+export type { GapInfo, PushMessage, Subscription, SubscriptionEvents } from './client/subscription.js'
+export { PushError } from './errors.js'
+export type { ErrorCode } from './errors.js'
+export type { GapReason, TransportName } from './protocol/frames.js'
+export { websocket } from './transports/websocket.js'
+export { sse } from './transports/sse.js'
+export type { SseOptions } from './transports/sse.js'
+export { longPolling } from './transports/long-polling.js'
+export type { LongPollingOptions } from './transports/long-polling.js'
+export { shortPolling } from './transports/short-polling.js'
+export type { ShortPollingOptions } from './transports/short-polling.js'
+export { iframe } from './transports/iframe.js'
+export type {
+  DuplexTransport,
+  EventSourceConstructor,
+  EventSourceLike,
+  FetchLike,
+  Platform,
+  StreamTransport,
+  Timers,
+  Transport,
+  TransportContext,
+  TransportFactory,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './transports/transport.js'

@@ -1,0 +1,80 @@
+/**
+ * Negotiation behind a real nginx (Debian's package), started by the test with
+ * its own prefix, config and pidfile, and stopped by its pid. In each proxy
+ * mode the client must settle on the best transport that really works, and
+ * messages published throughout, fallback included, arrive once and in order.
+ */
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { PushClient, type PushMessage } from '../../src/index.js'
+import { createPushServer } from '../../src/server/index.js'
+import { startNginx, type Nginx, type NginxMode } from '../helpers/nginx.js'
+import { sleep, waitFor } from '../helpers/push-fixture.js'
+
+const cases: Array<{ mode: NginxMode; settlesOn: string }> = [
+  { mode: 'websocket', settlesOn: 'websocket' },
+  { mode: 'plain', settlesOn: 'sse' },
+  { mode: 'buffering', settlesOn: 'long-polling' },
+]
+
+describe('negotiation behind nginx', () => {
+  const cleanups: Array<() => Promise<void> | void> = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  })
+
+  for (const { mode, settlesOn } of cases) {
+    it(`settles on ${settlesOn} behind a ${mode} proxy, losing nothing`, async () => {
+      const httpServer = http.createServer()
+      const push = createPushServer({ heartbeatMs: 2000 })
+      push.attach(httpServer, { path: '/push' })
+      await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve))
+      cleanups.push(async () => {
+        await push.close()
+        httpServer.closeAllConnections()
+        await new Promise<void>((resolve) => httpServer.close(() => resolve()))
+      })
+      const nginx: Nginx = await startNginx((httpServer.address() as AddressInfo).port, mode)
+      cleanups.push(() => nginx.stop())
+
+      const client = new PushClient({ url: `${nginx.url}/push`, reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } })
+      cleanups.push(() => client.close())
+      const fallbacks: Array<{ from: string; to: string; reason: string }> = []
+      client.on('fallback', (event) => fallbacks.push(event))
+      const received: PushMessage[] = []
+      client.subscribe('feed', (message) => received.push(message))
+
+      // Publish throughout: before the client settles, while it falls back, and after.
+      let published = 0
+      let publishing = true
+      const publisher = (async () => {
+        while (publishing && published < 2000) {
+          await push.publish('feed', { n: ++published })
+          await sleep(20)
+        }
+      })()
+
+      const started = Date.now()
+      client.connect()
+      await waitFor(() => client.state === 'open' && client.transport === settlesOn, `open on ${settlesOn}`, 10_000)
+      const settledMs = Date.now() - started
+      expect(settledMs).toBeLessThan(10_000)
+      await sleep(1500)
+      publishing = false
+      await publisher
+      await waitFor(() => received.at(-1)?.offset === published, 'the last message', 10_000)
+
+      expect(client.transport).toBe(settlesOn)
+      const numbers = received.map((m) => (m.data as { n: number }).n)
+      const first = numbers[0] ?? 0
+      expect(numbers).toEqual(Array.from({ length: published - first + 1 }, (_, i) => first + i))
+      expect(received.map((m) => m.offset)).toEqual(numbers)
+      if (settlesOn !== 'websocket') {
+        expect(fallbacks.length).toBeGreaterThan(0)
+        expect(fallbacks.at(-1)?.to).toBe(settlesOn)
+      }
+      console.log(`${mode}: settled on ${settlesOn} in ${settledMs} ms; ${numbers.length} of ${published} messages (from #${first}); fallbacks: ${JSON.stringify(fallbacks)}`)
+    }, 30_000)
+  }
+})
