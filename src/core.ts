@@ -2,7 +2,7 @@
 // just the transports it lists. `pushline` adds transport names and the default list.
 export { PushClient } from './client/client.js'
 export type { ClientEvents, ClientState, FallbackEvent, FallbackReason } from './client/client.js'
-export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, StorageLike } from './client/options.js'
+export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, StorageLike, SubscribeOptions } from './client/options.js'
 export type { ReconnectOptions } from './client/backoff.js'
 export type { GapInfo, PushMessage, Subscription, SubscriptionEvents } from './client/subscription.js'
 export { PushError } from './errors.js'

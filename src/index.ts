@@ -31,6 +31,7 @@ export {
   type SseOptions,
   type ShortPollingOptions,
   type StorageLike,
+  type SubscribeOptions,
   type StreamTransport,
   type Subscription,
   type SubscriptionEvents,

@@ -9,10 +9,10 @@ import {
   type SubscribeFrame,
   type TransportName,
 } from '../protocol/frames.js'
-import { isChannelName } from '../protocol/position.js'
+import { isChannelName, parseId } from '../protocol/position.js'
 import type { Timers, Transport, TransportFactory } from '../transports/transport.js'
 import { backoff } from './backoff.js'
-import type { CoreClientOptions, PublishAck, PublishOptions, StorageLike } from './options.js'
+import type { CoreClientOptions, PublishAck, PublishOptions, StorageLike, SubscribeOptions } from './options.js'
 import { createSubscription, type GapInfo, type PushMessage, type Subscription, type SubscriptionEmitterEvents } from './subscription.js'
 
 /** idle → connecting → open → (reconnecting → open)* → closed; `connect()` leaves closed again. */
@@ -64,9 +64,14 @@ export interface PushClient {
   close(): void
   /**
    * Subscribes to a channel. Works in any state: the subscription is sent once connected, and
-   * resumed without loss after every reconnect. Throws `INVALID_CHANNEL` for a malformed name.
+   * resumed without loss after every reconnect. Throws `INVALID_CHANNEL` for a malformed name, and
+   * `BAD_FRAME` for a `since` that is not a message id.
    */
-  subscribe<T = unknown>(channel: string, listener?: (message: PushMessage<T>) => void): Subscription<T>
+  subscribe<T = unknown>(
+    channel: string,
+    listener?: (message: PushMessage<T>) => void,
+    options?: SubscribeOptions,
+  ): Subscription<T>
   /**
    * Publishes a message; resolves with its position once the server stored it. Waits for a
    * connection if there is none (up to `publishTimeoutMs`), and resends after a reconnect with the
@@ -628,8 +633,10 @@ function createCore(options: CoreClientOptions): PushClient {
       setState('closed')
     },
 
-    subscribe<T>(name: string, listener?: (message: PushMessage<T>) => void): Subscription<T> {
+    subscribe<T>(name: string, listener?: (message: PushMessage<T>) => void, options?: SubscribeOptions): Subscription<T> {
       if (!isChannelName(name)) throw badChannel(name)
+      const since = options?.since === undefined ? undefined : parseId(options.since)
+      if (options?.since !== undefined && !since) throw new PushError('BAD_FRAME', `since is not a message id: ${options.since}`)
       const emitter: SubscriptionEmitter = createNanoEvents()
       const subscription = createSubscription<T>(name, emitter, () => {
         // The last `Subscription` of a channel ends its server subscription.
@@ -644,7 +651,7 @@ function createCore(options: CoreClientOptions): PushClient {
       if (listener) subscription.on('message', listener)
       let channel = channels.get(name)
       if (!channel) {
-        channels.set(name, (channel = { n: name, o: 0, l: new Set() }))
+        channels.set(name, (channel = { n: name, e: since?.epoch, o: since?.offset ?? 0, l: new Set() }))
         sendSubscribe(channel)
         scheduleUpdate()
       }

@@ -144,3 +144,13 @@ export interface PublishAck {
   /** Message id `<epoch>-<offset>`. */
   id: string
 }
+
+export interface SubscribeOptions {
+  /**
+   * Resume after this message id (`<epoch>-<offset>`, e.g. one the app stored before a reload): what
+   * the server's history still holds after it is replayed first, and anything older is reported as a
+   * `gap`. Ignored when the client already has a subscription to the channel.
+   * @default undefined (live from the moment the server confirms the subscription)
+   */
+  since?: string
+}
