@@ -24,6 +24,7 @@ function start(transports) {
     logEvent(`transport → ${transport ?? 'none'}`)
   })
   client.on('error', (error) => logEvent(`error ${error.code}: ${error.message}`, 'error'))
+  client.on('fallback', ({ from, to, reason }) => logEvent(`fallback ${from} → ${to}: ${reason}`))
 
   subscriptions = CHANNELS.map((channel) => {
     const subscription = client.subscribe(channel, (msg) => onMessage(msg))
@@ -44,8 +45,8 @@ function stop() {
 }
 
 $('picker').addEventListener('change', (event) => {
-  const transports = event.target.value.split(',')
-  logEvent(`picker: restarting the client with transports [${transports.join(', ')}]`)
+  const transports = event.target.value ? event.target.value.split(',') : undefined
+  logEvent(`picker: restarting the client with transports [${transports ? transports.join(', ') : 'all, negotiated'}]`)
   stop()
   start(transports)
 })
@@ -211,5 +212,5 @@ function logLine(list, text, kind, title) {
 if (typeof Pushline === 'undefined') {
   logEvent('error: /pushline.iife.min.js did not load (run `npm run build`)', 'error')
 } else {
-  start($('picker').value.split(','))
+  start($('picker').value ? $('picker').value.split(',') : undefined)
 }
