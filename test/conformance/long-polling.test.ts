@@ -1,5 +1,6 @@
 import { nodeDriver } from './node-driver.js'
-import { pollProbe, restateDeviations, skipDeviations } from './polling.js'
+import { restateDeviations, skipDeviations } from './polling.js'
+import { pollProbe } from './raw-probes.js'
 import { defineConformance } from './suite.js'
 
 skipDeviations('long-polling')

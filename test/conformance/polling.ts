@@ -7,28 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { PushClient, shortPolling, type PushMessage } from '../../src/index.js'
 import { sleep, startPushFixture, waitFor, type PushFixture } from '../helpers/push-fixture.js'
-import type { RawProbe } from './driver.js'
 import { suiteServerOptions } from './suite.js'
-
-const errorCode = (text: string) => (JSON.parse(text) as { code?: string }).code ?? 'none'
-
-/** Speaks raw HTTP to the poll and publish endpoints (protocol.md 3.4, 3.5). */
-export const pollProbe: RawProbe = {
-  async malformed(url) {
-    const res = await fetch(`${url}/poll?cursor=${encodeURIComponent('orders=not-a-position!')}`)
-    if (res.status !== 400) throw new Error(`expected 400, got ${res.status}`)
-    return errorCode(await res.text())
-  },
-  async oversized(url, max) {
-    const res = await fetch(`${url}/publish`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'publish', rid: 'big', channel: 'x', data: 'x'.repeat(max) }),
-    })
-    if (res.status !== 413) throw new Error(`expected 413, got ${res.status}`)
-    return errorCode(await res.text())
-  },
-}
 
 export const CUT_REPEATEDLY = 'delivers every message exactly once, in order, while links are cut repeatedly'
 const UNSUBSCRIBE = 'stops delivery after unsubscribe'

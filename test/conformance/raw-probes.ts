@@ -35,13 +35,27 @@ export const sseProbe: RawProbe = {
     if (res.status !== 400) throw new Error(`expected 400, got ${res.status}`)
     return errorCode(await res.text())
   },
-  async oversized(url, max) {
-    const res = await fetch(`${url}/publish`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'publish', rid: 'big', channel: 'x', data: 'x'.repeat(max) }),
-    })
-    if (res.status !== 413) throw new Error(`expected 413, got ${res.status}`)
+  oversized: oversizedPublish,
+
+}
+
+/** POSTs a publish larger than `max` bytes: every HTTP transport publishes this way (protocol.md 3.4). */
+export async function oversizedPublish(url: string, max: number): Promise<string> {
+  const res = await fetch(`${url}/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'publish', rid: 'big', channel: 'x', data: 'x'.repeat(max) }),
+  })
+  if (res.status !== 413) throw new Error(`expected 413, got ${res.status}`)
+  return errorCode(await res.text())
+}
+
+/** Speaks raw HTTP to the poll and publish endpoints (protocol.md 3.4, 3.5). */
+export const pollProbe: RawProbe = {
+  async malformed(url) {
+    const res = await fetch(`${url}/poll?cursor=${encodeURIComponent('orders=not-a-position!')}`)
+    if (res.status !== 400) throw new Error(`expected 400, got ${res.status}`)
     return errorCode(await res.text())
   },
+  oversized: oversizedPublish,
 }
