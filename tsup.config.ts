@@ -6,6 +6,7 @@ export default defineConfig({
     core: 'src/core.ts',
     server: 'src/server/index.ts',
     react: 'src/react/index.ts',
+    share: 'src/client/share.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,

@@ -22,6 +22,7 @@ export {
   type FetchLike,
   type GapInfo,
   type GapReason,
+  type LifecycleTarget,
   type LongPollingOptions,
   type Platform,
   type PublishAck,

@@ -12,6 +12,7 @@ import {
 import { isChannelName, parseId } from '../protocol/position.js'
 import type { Timers, Transport, TransportFactory } from '../transports/transport.js'
 import { backoff } from './backoff.js'
+import { defaultLifecycle, listenLifecycle } from './lifecycle.js'
 import type { CoreClientOptions, PublishAck, PublishOptions, StorageLike, SubscribeOptions } from './options.js'
 import { createSubscription, type GapInfo, type PushMessage, type Subscription, type SubscriptionEmitterEvents } from './subscription.js'
 
@@ -190,6 +191,7 @@ function createCore(options: CoreClientOptions): PushClient {
     storage = defaultStorage,
     publishTimeoutMs = 10_000,
     maxPendingPublishes = 1000,
+    lifecycle = defaultLifecycle(),
   } = options
   const { initialDelayMs = 500, maxDelayMs = 30_000, resetAfterMs = 5000, retryDelayMs } = options.reconnect ?? {}
   if (!factories?.length) throw new PushError('NO_TRANSPORT', 'no transports')
@@ -198,6 +200,10 @@ function createCore(options: CoreClientOptions): PushClient {
   const later = (run: () => void, ms: number): unknown => timers.setTimeout(run, ms)
   const cancel = (handle: unknown): void => timers.clearTimeout(handle)
   const now = (): number => timers.now()
+  /** One connection for all tabs (share.ts): per attempt, the transport itself while leading, else a relay. */
+  const share = options.share?.(url)
+  /** The browser knows it is offline (true means maybe online). */
+  const offline = (): boolean => lifecycle?.navigator?.onLine === false
 
   const events = createNanoEvents<ClientEvents>()
   const channels = new Map<string, Channel>()
@@ -292,7 +298,7 @@ function createCore(options: CoreClientOptions): PushClient {
     const open = (token?: string): void => {
       if (attempt !== current && attempt !== probe) return
       try {
-        ;(attempt.t = factory.create({
+        ;(attempt.t = (share ? share.wrap(factory) : factory).create({
           url,
           token,
           platform,
@@ -345,6 +351,13 @@ function createCore(options: CoreClientOptions): PushClient {
    */
   const drop = (failure?: PushError, reason?: FallbackReason): void => {
     if (moved(current)) return
+    // A RECONNECT close (protocol.md 2.3; a tab that shares took over): reopen at once, no failure.
+    if (failure?.code === 'RECONNECT') {
+      teardown()
+      setState('reconnecting')
+      if (!moved(undefined)) round(), start()
+      return
+    }
     const wasOpen = !!hello
     const from = (current as Attempt).f.name
     const young = now() - openedAt < unstableMs
@@ -365,7 +378,8 @@ function createCore(options: CoreClientOptions): PushClient {
         : 'handshake-failed'
     const to = order.slice(index + 1).find(offers)
     // Another transport does not fix a refused token, and a server's retryMs is to be honoured.
-    if (reason && to && !retryMs && failure?.code !== 'UNAUTHORIZED') {
+    // Offline, every transport fails alike: none is to blame.
+    if (reason && to && !retryMs && failure?.code !== 'UNAUTHORIZED' && !offline()) {
       index = order.indexOf(to)
       events.emit('fallback', { from, to: to.name, reason })
       if (!moved(undefined)) start()
@@ -375,7 +389,8 @@ function createCore(options: CoreClientOptions): PushClient {
     const delay = Math.max(retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random), retryMs)
     attempt++
     retryMs = 0
-    reconnectTimer = later(() => {
+    // Offline: no retries until `online` (onLifecycle).
+    if (!offline()) reconnectTimer = later(() => {
       round()
       start()
     }, delay)
@@ -385,16 +400,47 @@ function createCore(options: CoreClientOptions): PushClient {
   /**
    * The liveness deadline is computed from the wall clock at each check, not by counting timer
    * ticks: a throttled timer that fires late finds the frames that arrived meanwhile and re-arms.
+   * Also checked when the tab becomes visible, where timers may have slept; one timer at a time.
    */
-  const armLiveness = (delay: number): void => {
-    const attempt = current
-    livenessTimer = later(() => {
-      if (attempt !== current || !hello) return
-      const silent = now() - lastFrameAt
-      const limit = hello.heartbeatMs + heartbeatGraceMs
-      if (silent < limit) armLiveness(limit - silent)
-      else drop(error('HEARTBEAT_TIMEOUT', `silent for ${silent} ms`))
-    }, delay)
+  const checkLiveness = (): void => {
+    cancel(livenessTimer)
+    if (!hello) return
+    const silent = now() - lastFrameAt
+    const limit = hello.heartbeatMs + heartbeatGraceMs
+    if (silent < limit) livenessTimer = later(checkLiveness, limit - silent)
+    else drop(error('HEARTBEAT_TIMEOUT', `silent for ${silent} ms`))
+  }
+
+  // ---- browser lifecycle ----
+
+  /** Ends a reconnect delay, or follows a drop, with an attempt now and the backoff reset; not while offline. */
+  const reconnectNow = (): void => {
+    cancel(reconnectTimer)
+    if (moved(undefined) || offline()) return
+    attempt = 0
+    round()
+    start()
+  }
+
+  /** Every lifecycle event (lifecycle.ts) comes here; connect() adds the listener, close() removes it. */
+  const onLifecycle = ({ type }: { type: string }): void => {
+    if (type === 'visibilitychange') {
+      // Timers may have slept in a background tab: the deadline is checked against the clock now,
+      // and a link found dead is replaced now rather than after a backoff delay.
+      if (hello) {
+        checkLiveness()
+        reconnectNow()
+      }
+    } else if (type === 'offline') {
+      // Wait for `online` instead of retrying; an open link stays (Chromium keeps it), under its deadline.
+      cancel(reconnectTimer)
+    } else if (type === 'pagehide') {
+      // A page with an open connection is not kept in the back-forward cache: close it cleanly,
+      // keeping subscriptions, positions and publishes for pageshow.
+      teardown()
+      cancel(reconnectTimer)
+      setState('reconnecting')
+    } else reconnectNow() // online, pageshow
   }
 
   // ---- upgrade probes ----
@@ -470,7 +516,7 @@ function createCore(options: CoreClientOptions): PushClient {
       maxFrameBytes = frame.maxFrameBytes
       openedAt = lastFrameAt
       remember(transport.name, frame.transports)
-      armLiveness(frame.heartbeatMs + heartbeatGraceMs)
+      checkLiveness()
       scheduleProbe()
       // Stream transports carried the subscriptions in their cursor; duplex ones resubscribe now.
       for (const each of channels.values()) sendSubscribe(each)
@@ -617,6 +663,7 @@ function createCore(options: CoreClientOptions): PushClient {
 
     connect(): void {
       if (state !== 'idle' && state !== 'closed') return
+      listenLifecycle(lifecycle, onLifecycle, true)
       setState('connecting')
       if ((state as ClientState) !== 'connecting') return // a listener closed
       round()
@@ -625,6 +672,8 @@ function createCore(options: CoreClientOptions): PushClient {
 
     close(): void {
       if (state === 'closed') return
+      listenLifecycle(lifecycle, onLifecycle)
+      share?.close()
       teardown()
       cancel(reconnectTimer)
       attempt = retryMs = 0

@@ -7,6 +7,8 @@ import type {
   WebSocketConstructor,
 } from '../transports/transport.js'
 import type { ReconnectOptions } from './backoff.js'
+import type { LifecycleTarget } from './lifecycle.js'
+import type { ShareFactory } from './share.js'
 
 /** A place to remember which transport won, per server URL: `localStorage` fits. */
 export interface StorageLike {
@@ -103,6 +105,23 @@ export interface ClientOptions {
    * @default Math.random
    */
   random?: (() => number) | undefined
+  /**
+   * Where browser lifecycle events come from, from `connect()` to `close()`: while offline
+   * (`offline`, or `navigator.onLine` false) the client does not retry, and `online` reconnects at
+   * once; when the tab's visibility changes, the liveness deadline is checked against the clock at
+   * once (timers sleep in background tabs); `pagehide` closes the connection, so that the page can
+   * enter the back-forward cache, and `pageshow` resumes it. `null` turns this off.
+   * @default globalThis where it has `addEventListener` (browsers, workers), else none
+   */
+  lifecycle?: LifecycleTarget | null | undefined
+  /**
+   * One connection for all tabs of this origin (per `url`): `share: tabShare()` (from
+   * `pushline/share`). A leader tab holds the connection and relays it to the others; when it
+   * closes, another tab takes over and every tab resumes without loss or duplicates. Without Web
+   * Locks or BroadcastChannel (Node, old browsers) each client has its own connection.
+   * @default undefined (each client has its own connection)
+   */
+  share?: ShareFactory | undefined
 }
 
 /** Options of the `PushClient` of `pushline/core`. */

@@ -30,10 +30,11 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Pack
 
 /** Runtime exports each entry must have, by its subpath in package.json `exports`. */
 const EXPECTED: Record<string, string[]> = {
-  '.': ['PushClient', 'PushError', 'sse', 'websocket'],
-  './core': ['PushClient', 'PushError', 'websocket'],
-  './server': ['createPushServer'],
+  '.': ['PushClient', 'PushError', 'iframe', 'longPolling', 'shortPolling', 'sse', 'websocket'],
+  './core': ['PushClient', 'PushError', 'iframe', 'longPolling', 'shortPolling', 'sse', 'websocket'],
+  './server': ['createPushServer', 'MemoryBroker', 'PushError'],
   './react': ['PushProvider', 'usePush'],
+  './share': ['tabShare'],
 }
 
 const subpaths = Object.keys(pkg.exports).filter((subpath) => subpath !== './package.json')
