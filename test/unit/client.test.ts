@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, PushError, websocket, type PushClientOptions, type PushMessage } from '../../src/index.js'
-import { fakeWebSockets, flush, hello, memoryStorage, useFakeTimers } from './fakes.js'
+import { fakeWebSockets, flush, hello, memoryStorage, useFakeTimers, message } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 
@@ -35,14 +35,6 @@ function setup(options: Partial<PushClientOptions> = {}) {
   return { client, ws, log, open, nextSocket, codes: () => log.errors.map((error) => error.code) }
 }
 
-const message = (channel: string, epoch: string, offset: number, data: unknown = offset) => ({
-  type: 'message',
-  channel,
-  event: 'message',
-  data,
-  offset,
-  id: `${epoch}-${offset}`,
-})
 
 beforeEach(() => {
   useFakeTimers()

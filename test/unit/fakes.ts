@@ -195,6 +195,16 @@ export function fakeFetch() {
 }
 
 /** An NDJSON poll answer (protocol.md 3.5): one frame per line. */
+/** A `message` frame whose data defaults to its offset. */
+export const message = (channel: string, epoch: string, offset: number, data: unknown = offset) => ({
+  type: 'message' as const,
+  channel,
+  event: 'message',
+  data,
+  offset,
+  id: `${epoch}-${offset}`,
+})
+
 export const ndjson = (...frames: (ServerFrame | Record<string, unknown>)[]): string =>
   frames.map((frame) => JSON.stringify(frame) + '\n').join('')
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, iframe, type PushError, type PushMessage } from '../../src/index.js'
 import type { ServerFrame } from '../../src/protocol/frames.js'
-import { fakeFetch, hello, memoryStorage, useFakeTimers } from './fakes.js'
+import { fakeFetch, hello, memoryStorage, useFakeTimers, message } from './fakes.js'
 
 const SERVER = 'http://push.test'
 const PAGE = 'http://app.test'
@@ -88,14 +88,6 @@ function fakePage(readyState: 'loading' | 'complete' = 'complete') {
 }
 
 const offered = hello({ transports: ['iframe'] })
-const message = (channel: string, epoch: string, offset: number) => ({
-  type: 'message',
-  channel,
-  event: 'message',
-  data: offset,
-  offset,
-  id: `${epoch}-${offset}`,
-})
 
 function setup(page = fakePage()) {
   const http = fakeFetch()

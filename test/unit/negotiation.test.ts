@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient as CorePushClient } from '../../src/core.js'
 import { PushError, type FallbackEvent, type PushClientOptions, type PushMessage } from '../../src/index.js'
 import { defaultTransports } from '../../src/transports/registry.js'
-import { fakeTransport, memoryStorage, useFakeTimers } from './fakes.js'
+import { fakeTransport, memoryStorage, useFakeTimers, message } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 const ALL = ['websocket', 'sse', 'long-polling'] as const
@@ -31,14 +31,6 @@ function setup(options: Options = {}) {
 }
 
 const failed = () => new PushError('TRANSPORT_FAILED', 'refused')
-const message = (channel: string, epoch: string, offset: number) => ({
-  type: 'message',
-  channel,
-  event: 'message',
-  data: offset,
-  offset,
-  id: `${epoch}-${offset}`,
-})
 
 beforeEach(() => {
   useFakeTimers()

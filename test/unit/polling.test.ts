@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, longPolling, shortPolling, type PushClientOptions, type PushError } from '../../src/index.js'
 import type { TransportFactory } from '../../src/transports/transport.js'
-import { fakeFetch, flush, hello, memoryStorage, ndjson, useFakeTimers } from './fakes.js'
+import { fakeFetch, flush, hello, memoryStorage, ndjson, useFakeTimers, message } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 
@@ -29,14 +29,6 @@ function setup(transport: TransportFactory = longPolling(), options: Partial<Pus
 }
 
 const offered = { transports: ['long-polling' as const, 'short-polling' as const], heartbeatMs: 20_000, pollHoldMs: 25_000 }
-const message = (channel: string, epoch: string, offset: number) => ({
-  type: 'message',
-  channel,
-  event: 'message',
-  data: offset,
-  offset,
-  id: `${epoch}-${offset}`,
-})
 
 beforeEach(() => {
   useFakeTimers()

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, sse, websocket, type PushClientOptions, type PushError } from '../../src/index.js'
-import { fakeEventSources, fakeFetch, fakeWebSockets, flush, hello, memoryStorage, useFakeTimers } from './fakes.js'
+import { fakeEventSources, fakeFetch, fakeWebSockets, flush, hello, memoryStorage, useFakeTimers, message } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 
@@ -26,14 +26,6 @@ function setup(options: Partial<PushClientOptions> = {}, sources = fakeEventSour
   return { client, es: sources, http, open, codes: () => errors.map((error) => error.code) }
 }
 
-const message = (channel: string, epoch: string, offset: number) => ({
-  type: 'message',
-  channel,
-  event: 'message',
-  data: offset,
-  offset,
-  id: `${epoch}-${offset}`,
-})
 
 beforeEach(() => {
   useFakeTimers()
