@@ -1,4 +1,4 @@
-import { PushClient, type PushError } from '../../src/index.js'
+import { PushClient, shortPolling, type PushError, type TransportName } from '../../src/index.js'
 import type { ClientDriver, ClientLog, ReceivedGap, ReceivedMessage } from './driver.js'
 
 /** Drives a PushClient in this Node process. */
@@ -18,7 +18,8 @@ export function nodeDriver(): ClientDriver {
     async create(options) {
       client = new PushClient({
         url: options.url,
-        transports: [options.transport as 'websocket'],
+        // Short polls every 100 ms (default 3 s), as the suite's heartbeats are fast too.
+        transports: [options.transport === 'short-polling' ? shortPolling({ intervalMs: 100 }) : (options.transport as TransportName)],
         reconnect: { initialDelayMs: 50, maxDelayMs: 400 },
         ...(options.heartbeatGraceMs === undefined ? {} : { heartbeatGraceMs: options.heartbeatGraceMs }),
         ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: options.handshakeTimeoutMs }),

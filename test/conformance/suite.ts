@@ -17,6 +17,12 @@ export interface ConformanceTarget {
   driver: () => ClientDriver
   /** Transport-level probes with hostile input; Node only. */
   raw?: RawProbe
+  /**
+   * Whether the server holds something for the client between its requests (a socket, a stream, a
+   * held poll), so that `push.stats()` shows its subscriptions. Short polls hold nothing.
+   * @default true
+   */
+  serverHoldsLink?: boolean
 }
 
 const MAX_FRAME_BYTES = 4096
@@ -36,6 +42,7 @@ const payloads = (received: ReceivedMessage[]) => received.map((m) => (m.data as
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 export function defineConformance(target: ConformanceTarget): void {
+  const holdsLink = target.serverHoldsLink ?? true
   describe(`conformance: ${target.transport}`, () => {
     let fixture: PushFixture
     const drivers: ClientDriver[] = []
@@ -141,7 +148,10 @@ export function defineConformance(target: ConformanceTarget): void {
       await publishNumbers('a', 1, 1)
       await received(driver, 'a', 1)
       await driver.unsubscribe('a')
-      await waitFor(() => fixture.push.stats().subscriptions === 1, 'server-side unsubscribe')
+      // Confirmed on the server only after the unsubscribe took effect (stream transports carry the
+      // new subscription set in the request that confirms it).
+      await driver.subscribe('barrier')
+      if (holdsLink) await waitFor(() => fixture.push.stats().subscriptions === 2, 'server-side unsubscribe')
       await publishNumbers('a', 2, 2)
       await publishNumbers('b', 1, 1)
       await received(driver, 'b', 1)
@@ -171,12 +181,16 @@ export function defineConformance(target: ConformanceTarget): void {
       const rounds = 8
       const perRound = 30
       let n = 0
+      let cut = 0
       for (let round = 0; round < rounds; round++) {
-        // Each cut hits a live link; messages keep coming while the client is away.
-        await waitFor(async () => (await driver.state()) === 'open', `open before cut ${round}`)
+        // Each cut hits a link, and messages keep coming while the client is away. Whether the client
+        // sees the cut depends on the transport (a cut between two polls hits no request; Chromium
+        // resends a cut poll by itself; a cut iframe document fires no event until the liveness
+        // deadline), so what is asserted is what the app sees: everything, once, in order.
+        await waitFor(async () => (await driver.state()) === 'open' && fixture.proxy.links > 0, `a link before cut ${round}`)
         for (let i = 0; i < perRound; i++) {
           await fixture.push.publish('stream', { n: ++n })
-          if (i === 10) fixture.proxy.cutAll()
+          if (i === 10) cut += fixture.proxy.cutAll()
           await sleep(3)
         }
       }
@@ -185,7 +199,7 @@ export function defineConformance(target: ConformanceTarget): void {
       await sleep(100)
       expect(payloads(await driver.messages('stream'))).toEqual(range(1, total))
       expect(await driver.gaps('stream')).toEqual([])
-      expect((await driver.log()).states.filter((s) => s === 'open').length).toBe(rounds + 1)
+      expect(cut).toBeGreaterThanOrEqual(rounds)
     })
 
     it('reports history exhaustion as a gap, then continues', async () => {
@@ -227,13 +241,16 @@ export function defineConformance(target: ConformanceTarget): void {
       const driver = await client()
       await driver.subscribe('early')
       await driver.connect()
-      await waitFor(() => fixture.push.stats().subscriptions === 1, 'early subscription on the server')
+      // Short polls: the answer that brings `hello` brings the subscription's `subscribed` too.
+      if (holdsLink) await waitFor(() => fixture.push.stats().subscriptions === 1, 'early subscription on the server')
+      else await waitFor(async () => (await driver.state()) === 'open', 'open')
       fixture.proxy.refuse(true)
       fixture.proxy.cutAll()
       await waitFor(async () => (await driver.state()) === 'reconnecting', 'reconnecting')
       await driver.subscribe('late')
       fixture.proxy.refuse(false)
-      await waitFor(() => fixture.push.stats().subscriptions === 2, 'both subscriptions on the server')
+      if (holdsLink) await waitFor(() => fixture.push.stats().subscriptions === 2, 'both subscriptions on the server')
+      else await waitFor(async () => (await driver.log()).states.filter((s) => s === 'open').length === 2, 'reopen')
       await publishNumbers('early', 1, 1)
       await publishNumbers('late', 1, 1)
       await received(driver, 'early', 1)

@@ -8,8 +8,8 @@ import net from 'node:net'
  */
 export interface TcpProxy {
   readonly port: number
-  /** Destroys every open link (both sides see a reset). */
-  cutAll(): void
+  /** Destroys every open link (both sides see a reset); returns how many there were. */
+  cutAll(): number
   /** Stops forwarding on every open link without closing it. New links still work. */
   freezeAll(): void
   /** While refusing, new links are closed at once. */
@@ -57,11 +57,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   return {
     port: address.port,
     cutAll() {
+      const cut = pairs.size
       for (const { client, upstream } of pairs) {
         client.resetAndDestroy()
         upstream.destroy()
       }
       pairs.clear()
+      return cut
     },
     freezeAll() {
       for (const pair of pairs) pair.frozen = true
