@@ -162,7 +162,8 @@ async function measureBurst(server, sink, clients, batch) {
 
 async function startServer(kind) {
   const child = fork(SERVER_SCRIPT, [kind], {
-    execArgv: ['--expose-gc'],
+    // BENCH_SERVER_NODE_OPTIONS: extra node flags for both children, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+    execArgv: ['--expose-gc', ...(process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(' ').filter(Boolean)],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   children.add(child)
