@@ -32,6 +32,7 @@ export class OutFrame {
   #json: string | undefined
   #byteLength: number | undefined
   #wsPayload: Buffer | undefined
+  #wsFrame: Buffer | undefined
   #sseData: string | undefined
   #soleIdLine: string | undefined
   #scriptLiteral: string | undefined
@@ -59,6 +60,16 @@ export class OutFrame {
    */
   get wsPayload(): Buffer {
     return (this.#wsPayload ??= Buffer.from(this.json, 'utf8'))
+  }
+
+  /**
+   * {@link wsPayload} as a whole WebSocket text frame (RFC 6455 5.2: FIN,
+   * opcode 1, unmasked as server frames are, no extension bits). Built once
+   * and written as is to every connection, so fan-out costs one socket write
+   * per connection and no per-connection header or send options.
+   */
+  get wsFrame(): Buffer {
+    return (this.#wsFrame ??= wsTextFrame(this.wsPayload))
   }
 
   /** The SSE `data:` line (with its LF, without the event's terminating blank line). */
@@ -90,6 +101,26 @@ export class OutFrame {
     if (!p) throw new Error('soleIdLine of a frame without position')
     return (this.#soleIdLine ??= `id: ${p.channel}=${formatId(p.epoch, p.offset)}\n`)
   }
+}
+
+/** An unmasked, final WebSocket text frame carrying `payload`. */
+export function wsTextFrame(payload: Buffer): Buffer {
+  const length = payload.length
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(headerLength + length)
+  frame[0] = 0x81
+  if (length < 126) {
+    frame[1] = length
+  } else if (length < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  payload.copy(frame, headerLength)
+  return frame
 }
 
 const SCRIPT_ESCAPES: Record<string, string> = {
