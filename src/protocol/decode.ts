@@ -31,29 +31,25 @@ const FIELDS: Record<string, string> = {
 }
 
 const isString = (value: unknown): value is string => typeof value === 'string'
-/** `<epoch>-<offset>` with this offset (checked before the id). */
-const isIdOf = (id: string, offset: unknown): boolean => {
-  const dash = id.lastIndexOf('-')
-  return EPOCH_PATTERN.test(id.slice(0, dash)) && id.slice(dash + 1) === String(offset)
-}
 
+/** Whether `value` is of `kind` (lower case); `frame.offset` is checked before the id that names it. */
 const valid = (kind: string, value: unknown, frame: Fields): boolean =>
-  kind === 's'
-    ? isString(value)
-    : kind === 'e'
-      ? isString(value) && EPOCH_PATTERN.test(value)
-      : kind === 'i'
-        ? isString(value) && isIdOf(value, frame.offset)
-        : kind === 'a'
-          ? Array.isArray(value) && value.every(isString)
-          : Number.isSafeInteger(value) && (value as number) >= +(kind === 'p')
+  kind === 'a'
+    ? Array.isArray(value) && value.every(isString)
+    : kind > 'm'
+      ? kind === 's'
+        ? isString(value)
+        : Number.isSafeInteger(value) && (value as number) >= +(kind === 'p') // n, p
+      : // e, i: the epoch, or the id `<epoch>-<offset>` with the frame's offset
+        isString(value) && EPOCH_PATTERN.test(kind === 'e' ? value : value.slice(0, value.lastIndexOf('-'))) &&
+        (kind === 'e' || value.slice(value.lastIndexOf('-') + 1) === String(frame.offset))
 
-/** Whether `frame` has the fields `spec` (a value of {@link FIELDS}) lists. */
+/** Whether `frame` has the fields `spec` (a non-empty value of {@link FIELDS}) lists. */
 const matches = (frame: Fields, spec: string): boolean =>
   spec.split(' ').every((word) => {
     const kind = word.charAt(0)
     const value = frame[word.slice(1)]
-    return !word || (kind < 'a' && value === undefined) || valid(kind.toLowerCase(), value, frame)
+    return (kind < 'a' && value === undefined) || valid(kind.toLowerCase(), value, frame)
   })
 
 /**
@@ -61,16 +57,19 @@ const matches = (frame: Fields, spec: string): boolean =>
  * does not know (to be ignored); throws a `PROTOCOL_ERROR` {@link PushError} for anything malformed.
  */
 export function decodeServerFrame(text: string): ServerFrame | undefined {
-  let frame: Fields
+  let frame: Fields | undefined
+  let cause: unknown
   try {
     frame = JSON.parse(text) as Fields
-  } catch (cause) {
-    throw new PushError('PROTOCOL_ERROR', 'frame is not JSON', { cause })
+  } catch (error) {
+    cause = error // not JSON: no type below
   }
   const type = frame?.type
-  const spec = isString(type) && Object.hasOwn(FIELDS, type) ? FIELDS[type] : undefined
-  if (typeof frame !== 'object' || Array.isArray(frame) || !isString(type) || (spec !== undefined && !matches(frame, spec))) {
-    throw new PushError('PROTOCOL_ERROR', `malformed frame: ${text.slice(0, 80)}`)
+  // Used only once `type` is known to be a string (below).
+  const spec = Object.hasOwn(FIELDS, type as string) ? FIELDS[type as string] : undefined
+  // Only an object can have a string `type` (JSON.parse gives arrays no named properties); `ping` has no fields.
+  if (!isString(type) || (spec && !matches(frame as Fields, spec))) {
+    throw new PushError('PROTOCOL_ERROR', `malformed frame: ${text.slice(0, 80)}`, { cause })
   }
   return spec === undefined ? undefined : (frame as unknown as ServerFrame)
 }

@@ -1,4 +1,4 @@
-import { PushError } from '../errors.js'
+import { PushError, toPushError } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
 import type { ServerFrame, TransportName } from '../protocol/frames.js'
 import { formatCursor } from '../protocol/position.js'
@@ -21,9 +21,7 @@ export function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {}
 }
 
-/** `error` as a PushError: as is if it is one, else TRANSPORT_FAILED caused by it. */
-export const toPushError = (error: unknown, transport: TransportName): PushError =>
-  error instanceof PushError ? error : new PushError('TRANSPORT_FAILED', String(error), { cause: error, transport })
+export { toPushError }
 
 /** A refused request: the `error` frame of its body (protocol.md 3.3), else its status. */
 export function refusal(transport: TransportName, status?: number, body = ''): PushError {

@@ -46,7 +46,7 @@ function createWebSocketTransport(context: TransportContext): DuplexTransport {
         // An empty module in browser builds (package.json `browser`), where the global is used.
         (typeof NodeWebSocket === 'function' ? (NodeWebSocket as unknown as WebSocketConstructor) : undefined) ??
         globalThis.WebSocket
-      if (!WebSocketClass) throw failure('NO_TRANSPORT', 'no WebSocket: pass the WebSocket option')
+      if (!WebSocketClass) throw failure('NO_TRANSPORT', 'no WebSocket (option WebSocket)')
       const protocols = ['pushline.v1']
       if (context.token) protocols.push(authProtocol(context.token))
       const ws = (socket = new WebSocketClass(endpointUrl(context.url, 'ws', true).href, protocols))
