@@ -40,6 +40,11 @@ export class Publisher {
   /** `channel\0key` → outcome of the first publish with that key. Map order is insertion order, hence expiry order. */
   readonly #keys = new Map<string, { expiresAt: number; outcome: Promise<Outcome> }>()
 
+  /** Whether an onPublish hook will read a publish's request headers (else connections need not keep them). */
+  get readsHeaders(): boolean {
+    return this.#hook !== undefined
+  }
+
   constructor(broker: Broker, hook: PublishHook | undefined, logger: Logger) {
     this.#broker = broker
     this.#hook = hook

@@ -88,6 +88,10 @@ export interface WebSocketEndpointOptions {
   logger: Logger
 }
 
+/** ws closes the socket itself (1009 on an oversized message, 1002 on a protocol error) and emits 'close'. */
+const ignoreError = (): void => {}
+const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
+
 /** `<base>/ws` (protocol.md 3.2). */
 export class WebSocketEndpoint {
   readonly #options: WebSocketEndpointOptions
@@ -134,10 +138,11 @@ export class WebSocketEndpoint {
   }
 
   #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict): void {
+    // The callback must not close over `req`: listeners made in it live as long as the connection, and
+    // would keep the whole request (raw headers, parser state) alive with it.
+    const { headers } = req
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('error', () => {
-        // ws closes the socket itself (1009 on an oversized message, 1002 on a protocol error) and emits 'close'.
-      })
+      ws.on('error', ignoreError)
       if (verdict !== 'ok') {
         // protocol.md 3.1: a `close` frame, then close code 4401 (1011 when authentication itself failed).
         if (verdict === 'unauthorized') {
@@ -149,7 +154,7 @@ export class WebSocketEndpoint {
         }
         return
       }
-      this.#accept(ws, socket, req.headers)
+      this.#accept(ws, socket, headers)
     })
   }
 
@@ -164,8 +169,9 @@ export class WebSocketEndpoint {
     const connection = new WebSocketConnection(ws, socket, hub.scheduler)
     hub.add(connection)
     connection.send(hello(connection.session))
-    // Only the headers are kept (for onPublish), not the whole request.
-    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, headers))
+    // Only the headers are kept, and only when an onPublish hook will read them.
+    const kept = this.#options.publisher.readsHeaders ? headers : NO_HEADERS
+    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept))
     ws.on('close', () => hub.remove(connection))
   }
 
