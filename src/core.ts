@@ -18,7 +18,6 @@ export { shortPolling } from './transports/short-polling.js'
 export type { ShortPollingOptions } from './transports/short-polling.js'
 export { iframe } from './transports/iframe.js'
 export type {
-  DuplexTransport,
   EventSourceConstructor,
   EventSourceLike,
   FetchLike,

@@ -13,7 +13,6 @@ export {
   type ClientOptions,
   type ClientState,
   type CoreClientOptions,
-  type DuplexTransport,
   type ErrorCode,
   type EventSourceConstructor,
   type EventSourceLike,

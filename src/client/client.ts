@@ -1,5 +1,5 @@
 import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents'
-import { PushError, type ErrorCode } from '../errors.js'
+import { PushError, toPushError, type ErrorCode } from '../errors.js'
 import {
   PROTOCOL_VERSION,
   type GapReason,
@@ -13,7 +13,7 @@ import { isChannelName, parseId } from '../protocol/position.js'
 import type { Timers, Transport, TransportFactory } from '../transports/transport.js'
 import { backoff } from './backoff.js'
 import { defaultLifecycle, listenLifecycle } from './lifecycle.js'
-import type { CoreClientOptions, PublishAck, PublishOptions, StorageLike, SubscribeOptions } from './options.js'
+import type { CoreClientOptions, PublishAck, PublishOptions, SubscribeOptions } from './options.js'
 import { createSubscription, type GapInfo, type PushMessage, type Subscription, type SubscriptionEmitterEvents } from './subscription.js'
 
 /** idle → connecting → open → (reconnecting → open)* → closed; `connect()` leaves closed again. */
@@ -127,19 +127,57 @@ interface PendingPublish {
   s?: boolean
 }
 
-/** One transport being opened, as the connection or as an upgrade probe; callbacks compare it with both. */
-interface Attempt {
+/**
+ * One transport being opened: the connection, or (negotiate.ts) an upgrade probe. Its callbacks
+ * reach the core only while it is the connection; before that they go to `p` and `q`.
+ */
+export interface Attempt {
   readonly f: TransportFactory
   t?: Transport
-  /** For a probe: its index among the better transports. */
-  readonly r?: number
+  /** A frame while not the connection. */
+  readonly p?: (frame: ServerFrame) => void
+  /** The end while not the connection. */
+  readonly q?: () => void
+  /** Given up: not to be opened any more (its token may still be on its way). */
+  z?: boolean
 }
 
-/** What is remembered per server URL: the transport that won, what the server offers, until when. */
-interface Memory {
-  w?: TransportName | undefined
-  o: TransportName[]
-  u: number
+/**
+ * What the core lends a negotiation (negotiate.ts), as arguments: a client with one transport
+ * never bundles negotiation, and this call is all it costs it.
+ */
+export type Negotiate = (
+  options: CoreClientOptions,
+  timers: Timers,
+  events: Emitter<ClientEvents>,
+  /** The connection, opening or open. */
+  current: () => Attempt | undefined,
+  /** Opens an attempt that is not the connection (yet). */
+  launch: (attempt: Attempt) => void,
+  /** An attempt said `hello`: it becomes the connection, and the old one closes. */
+  adopt: (attempt: Attempt, hello: HelloFrame) => void,
+  /** Starts an attempt with the negotiation's current transport (`Plan.f`). */
+  start: () => void,
+  /** Whether the client was closed or moved on since `attempt` was the connection. */
+  moved: (attempt: Attempt | undefined) => boolean,
+) => Plan
+
+/** A negotiation among several transports, made per client by a {@link Negotiate}. */
+export interface Plan {
+  /** Starts a round: the next attempt tries the best transport first. */
+  r(): void
+  /** The transport to try now. */
+  f(): TransportFactory
+  /** The connection said `hello` (also when it does not offer the connection's transport). */
+  h(name: TransportName, offered: TransportName[]): void
+  /**
+   * The connection ended (torn down already): start the next transport (`start`) and return true,
+   * or return false to back off and start a new round. Not asked about normal closes after a
+   * server's `retryMs`, refused tokens, or while offline: another transport fixes none of them.
+   */
+  d(failure: PushError | undefined, wasOpen: boolean, reason?: FallbackReason): boolean
+  /** Stops background work (upgrade probes); the connection is being torn down. */
+  x(): void
 }
 
 const globalTimers: Timers = {
@@ -148,29 +186,9 @@ const globalTimers: Timers = {
   now: () => Date.now(),
 }
 
-const memoryStore: Record<string, string> = {}
-/** localStorage where it works (touching it throws in sandboxed frames, or with storage blocked), else memory. */
-const defaultStorage: StorageLike = {
-  getItem(key) {
-    try {
-      return localStorage.getItem(key)
-    } catch {
-      return memoryStore[key] ?? null
-    }
-  },
-  setItem(key, value) {
-    try {
-      localStorage.setItem(key, value)
-    } catch {
-      memoryStore[key] = value
-    }
-  },
-}
-
-const encoder = new TextEncoder()
-/** UTF-8 size above `max`; encodes only when the UTF-16 length cannot decide. */
+/** UTF-8 size above `max`; measures only when the UTF-16 length cannot decide. */
 const tooLarge = (json: string, max: number): boolean =>
-  json.length * 3 > max && (json.length > max || encoder.encode(json).length > max)
+  json.length * 3 > max && (json.length > max || new Blob([json]).size > max)
 
 const badChannel = (name: string): PushError =>
   new PushError('INVALID_CHANNEL', `bad channel ${JSON.stringify(name)}`, { channel: name })
@@ -185,18 +203,13 @@ function createCore(options: CoreClientOptions): PushClient {
     random = Math.random,
     handshakeTimeoutMs = 4000,
     heartbeatGraceMs = 10_000,
-    unstableMs = 5000,
-    upgradeProbeMs = 60_000,
-    rememberMs = 3_600_000,
-    storage = defaultStorage,
     publishTimeoutMs = 10_000,
     maxPendingPublishes = 1000,
     lifecycle = defaultLifecycle(),
   } = options
   const { initialDelayMs = 500, maxDelayMs = 30_000, resetAfterMs = 5000, retryDelayMs } = options.reconnect ?? {}
-  if (!factories?.length) throw new PushError('NO_TRANSPORT', 'no transports')
-  const platform = { WebSocket: options.WebSocket, EventSource: options.EventSource, fetch: options.fetch }
-  const memoryKey = 'pushline:' + url
+  const [first] = factories ?? []
+  if (!first) throw new PushError('NO_TRANSPORT', 'no transports')
   const later = (run: () => void, ms: number): unknown => timers.setTimeout(run, ms)
   const cancel = (handle: unknown): void => timers.clearTimeout(handle)
   const now = (): number => timers.now()
@@ -212,22 +225,11 @@ function createCore(options: CoreClientOptions): PushClient {
   /** 96 random bits: idempotency keys are `<prefix>-<rid>`, unique across clients. */
   const keyPrefix = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(12))))
 
-  let memory: Memory | undefined
-  try {
-    memory = JSON.parse(storage.getItem(memoryKey) as string) as Memory
-  } catch {
-    // nothing remembered, or storage unusable
-  }
   let state: ClientState = 'idle'
   /** The connection: opening, or open once `hello` is set. */
   let current: Attempt | undefined
-  /** An upgrade probe: a better transport opened in the background. */
-  let probe: Attempt | undefined
   /** The `hello` of the open connection; set means open. */
   let hello: HelloFrame | undefined
-  /** This round's transports in the order they are tried, and the index of the current one. */
-  let order: TransportFactory[] = []
-  let index = 0
   let maxFrameBytes = Infinity
   let lastTransport: TransportName | undefined
   /** Backoff attempt, reset by a connection that stayed open `resetAfterMs`. */
@@ -237,11 +239,9 @@ function createCore(options: CoreClientOptions): PushClient {
   /** The server's `close.retryMs`: the next reconnect waits at least this long. */
   let retryMs = 0
   let rid = 0
-  let handshakeTimer: unknown
-  let livenessTimer: unknown
+  /** The handshake deadline until `hello`, then the liveness deadline. */
+  let deadline: unknown
   let reconnectTimer: unknown
-  let probeTimer: unknown
-  let updateQueued = false
 
   const error = (code: ErrorCode, message: string, channel?: string): PushError =>
     new PushError(code, message, { transport: current?.f.name, channel })
@@ -258,57 +258,26 @@ function createCore(options: CoreClientOptions): PushClient {
   /** Whether the client was closed or moved on since `attempt` was current. */
   const moved = (attempt: Attempt | undefined): boolean => current !== attempt || state === 'closed'
 
-  // ---- negotiation ----
+  // ---- connection attempts ----
 
-  const known = (): Memory | undefined => (memory && memory.u > now() && Array.isArray(memory.o) ? memory : undefined)
-  /** Whether the server offers this transport, as far as we know. */
-  const offers = ({ name }: TransportFactory): boolean => known()?.o.includes(name) ?? true
-
-  /** Starts a round: the transports the server offers, the last winner first, the others in their order. */
-  const round = (): void => {
-    const won = known()?.w
-    const offered = factories.filter(offers)
-    // A server that offers none of ours may have changed its mind since: try them all.
-    order = (offered.length ? offered : [...factories]).sort((a, b) => +(b.name === won) - +(a.name === won))
-    index = 0
-  }
-
-  const remember = (won: TransportName | undefined, offered: TransportName[]): void => {
-    memory = { w: won, o: offered, u: now() + rememberMs }
-    try {
-      storage.setItem(memoryKey, JSON.stringify(memory))
-    } catch {
-      // remembered in this client only
-    }
-  }
-
-  /** Opens `attempt.f` once the token is known; its callbacks act only while it is the connection or the probe. */
+  /** Opens `attempt.f` once the token is known; its callbacks reach the core while it is the connection. */
   const launch = (attempt: Attempt): void => {
     const { f: factory } = attempt
-    const fail = (cause?: unknown, code: ErrorCode = 'TRANSPORT_FAILED'): void => {
-      if (attempt === probe) return probeFailed()
-      if (attempt === current) {
-        drop(
-          cause === undefined || cause instanceof PushError
-            ? cause
-            : new PushError(code, String(cause), { cause, transport: factory.name }),
-        )
-      }
-    }
+    const fail = (cause?: unknown, code?: ErrorCode): void =>
+      attempt === current ? drop(cause === undefined ? cause : toPushError(cause, factory.name, code)) : attempt.q?.()
     const open = (token?: string): void => {
-      if (attempt !== current && attempt !== probe) return
+      if (attempt.z) return
       try {
         ;(attempt.t = (share ? share.wrap(factory) : factory).create({
           url,
           token,
-          platform,
+          platform: options,
           timers,
           handshakeTimeoutMs,
           // A probe carries no subscriptions: they move to it when it wins.
           cursor: () =>
             attempt === current ? Array.from(channels.values(), ({ n, e, o }) => ({ channel: n, position: e === undefined ? e : { epoch: e, offset: o } })) : [],
-          onFrame: (frame) =>
-            attempt === current ? onFrame(frame, attempt.t as Transport) : attempt === probe && onProbeFrame(frame, attempt),
+          onFrame: (frame) => (attempt === current ? onFrame(frame, attempt.t as Transport) : attempt.p?.(frame)),
           onClose: fail,
         })).open()
       } catch (cause) {
@@ -324,30 +293,35 @@ function createCore(options: CoreClientOptions): PushClient {
     }
   }
 
-  /** One connection attempt with the round's current transport. */
+  /** One connection attempt, with the negotiation's current transport. */
   const start = (): void => {
     teardown()
-    const attempt: Attempt = (current = { f: order[index] as TransportFactory })
-    handshakeTimer = later(() => attempt === current && drop(error('HANDSHAKE_TIMEOUT', 'no hello in time')), handshakeTimeoutMs)
+    const attempt: Attempt = (current = { f: plan ? plan.f() : first })
+    deadline = later(() => attempt === current && drop(error('HANDSHAKE_TIMEOUT', 'no hello in time')), handshakeTimeoutMs)
     launch(attempt)
+  }
+
+  /** A new round of attempts: the best transport first. */
+  const begin = (): void => {
+    plan?.r()
+    start()
   }
 
   /** Forgets the connection and any probe: transports, timers and per-connection state. */
   const teardown = (): void => {
-    stopProbe()
-    cancel(handshakeTimer)
-    cancel(livenessTimer)
+    plan?.x()
+    cancel(deadline)
     const old = current
     current = hello = undefined
+    if (old) old.z = true
     old?.t?.close()
     for (const channel of channels.values()) channel.r = channel.c = undefined
     for (const pending of outbox.values()) pending.s = false
   }
 
   /**
-   * The connection ended, with `failure` unless it was a normal close: fall back to the next
-   * transport of the round if it failed to open, timed out, is not offered, or died young; else
-   * back off and start a new round.
+   * The connection ended, with `failure` unless it was a normal close: the negotiation may move to
+   * another transport; else back off and start a new round.
    */
   const drop = (failure?: PushError, reason?: FallbackReason): void => {
     if (moved(current)) return
@@ -355,12 +329,9 @@ function createCore(options: CoreClientOptions): PushClient {
     if (failure?.code === 'RECONNECT') {
       teardown()
       setState('reconnecting')
-      if (!moved(undefined)) round(), start()
-      return
+      return begin()
     }
     const wasOpen = !!hello
-    const from = (current as Attempt).f.name
-    const young = now() - openedAt < unstableMs
     // A stream refused for one channel (HTTP 400 naming it) is that subscribe's failure.
     const refused = channels.get(failure?.channel as string)
     if (refused && !refused.c) refuse(refused, failure as PushError)
@@ -368,32 +339,15 @@ function createCore(options: CoreClientOptions): PushClient {
     teardown()
     if (failure) events.emit('error', failure)
     if (moved(undefined)) return // a listener closed or reconnected
-
-    reason ??= wasOpen
-      ? young && !retryMs
-        ? 'unstable'
-        : undefined
-      : failure?.code === 'HANDSHAKE_TIMEOUT'
-        ? 'handshake-timeout'
-        : 'handshake-failed'
-    const to = order.slice(index + 1).find(offers)
     // Another transport does not fix a refused token, and a server's retryMs is to be honoured.
     // Offline, every transport fails alike: none is to blame.
-    if (reason && to && !retryMs && failure?.code !== 'UNAUTHORIZED' && !offline()) {
-      index = order.indexOf(to)
-      events.emit('fallback', { from, to: to.name, reason })
-      if (!moved(undefined)) start()
-      return
-    }
+    if (!retryMs && failure?.code !== 'UNAUTHORIZED' && !offline() && plan?.d(failure, wasOpen, reason)) return
     if (wasOpen && now() - openedAt >= resetAfterMs) attempt = 0
     const delay = Math.max(retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random), retryMs)
     attempt++
     retryMs = 0
     // Offline: no retries until `online` (onLifecycle).
-    if (!offline()) reconnectTimer = later(() => {
-      round()
-      start()
-    }, delay)
+    if (!offline()) reconnectTimer = later(begin, delay)
     setState('reconnecting')
   }
 
@@ -403,11 +357,11 @@ function createCore(options: CoreClientOptions): PushClient {
    * Also checked when the tab becomes visible, where timers may have slept; one timer at a time.
    */
   const checkLiveness = (): void => {
-    cancel(livenessTimer)
+    cancel(deadline)
     if (!hello) return
     const silent = now() - lastFrameAt
     const limit = hello.heartbeatMs + heartbeatGraceMs
-    if (silent < limit) livenessTimer = later(checkLiveness, limit - silent)
+    if (silent < limit) deadline = later(checkLiveness, limit - silent)
     else drop(error('HEARTBEAT_TIMEOUT', `silent for ${silent} ms`))
   }
 
@@ -418,8 +372,7 @@ function createCore(options: CoreClientOptions): PushClient {
     cancel(reconnectTimer)
     if (moved(undefined) || offline()) return
     attempt = 0
-    round()
-    start()
+    begin()
   }
 
   /** Every lifecycle event (lifecycle.ts) comes here; connect() adds the listener, close() removes it. */
@@ -443,57 +396,6 @@ function createCore(options: CoreClientOptions): PushClient {
     } else reconnectNow() // online, pageshow
   }
 
-  // ---- upgrade probes ----
-
-  /** Transports listed before the current one that the server offers. */
-  const better = (): TransportFactory[] =>
-    factories.slice(0, factories.indexOf((current as Attempt).f)).filter(({ name }) => hello?.transports.includes(name))
-
-  /** Opens the `rank`-th better transport in the background; the first to say hello wins. */
-  const runProbe = (rank: number): void => {
-    const factory = better()[rank]
-    if (!factory) return scheduleProbe()
-    const attempt: Attempt = (probe = { f: factory, r: rank })
-    probeTimer = later(() => attempt === probe && probeFailed(), handshakeTimeoutMs)
-    launch(attempt)
-  }
-
-  const scheduleProbe = (): void => {
-    if (upgradeProbeMs > 0 && better().length) probeTimer = later(() => runProbe(0), upgradeProbeMs)
-  }
-
-  const stopProbe = (): void => {
-    cancel(probeTimer)
-    const old = probe
-    probe = undefined
-    old?.t?.close()
-  }
-
-  /** A failed probe changes nothing: the next better transport is probed, or the next round scheduled. */
-  const probeFailed = (): void => {
-    const rank = (probe as Attempt).r as number
-    stopProbe()
-    runProbe(rank + 1)
-  }
-
-  const onProbeFrame = (frame: ServerFrame, attempt: Attempt): void => {
-    const transport = attempt.t as Transport
-    if (frame.type !== 'hello' || frame.v !== PROTOCOL_VERSION || !frame.transports.includes(transport.name)) {
-      return probeFailed()
-    }
-    // The probe is live: it becomes the connection, and the old one closes. Subscriptions resume
-    // on it from their positions (duplex: subscribe with since; stream: reopen with the cursor),
-    // publishes in flight are resent with their keys, and dedupe by offset drops what both delivered.
-    events.emit('fallback', { from: (current as Attempt).f.name, to: transport.name, reason: 'upgrade' })
-    if (attempt !== probe) return // a listener closed the client
-    probe = undefined
-    teardown()
-    current = attempt
-    onFrame(frame, transport)
-    round()
-    if (transport.kind === 'stream' && current === attempt) transport.update()
-  }
-
   // ---- frames ----
 
   const onFrame = (frame: ServerFrame, transport: Transport): void => {
@@ -506,26 +408,22 @@ function createCore(options: CoreClientOptions): PushClient {
     if (type === 'hello') {
       if (hello) return
       if (frame.v !== PROTOCOL_VERSION) return drop(error('PROTOCOL_ERROR', `protocol v${frame.v}`))
+      const { name } = transport
+      plan?.h(name, frame.transports)
       // A client never uses a transport the server does not list (protocol.md 2.1).
-      if (!frame.transports.includes(transport.name)) {
-        remember(known()?.w, frame.transports)
-        return drop(error('TRANSPORT_FAILED', 'not offered'), 'not-offered')
-      }
-      cancel(handshakeTimer)
+      if (!frame.transports.includes(name)) return drop(error('TRANSPORT_FAILED', 'not offered'), 'not-offered')
       hello = frame
       maxFrameBytes = frame.maxFrameBytes
       openedAt = lastFrameAt
-      remember(transport.name, frame.transports)
       checkLiveness()
-      scheduleProbe()
-      // Stream transports carried the subscriptions in their cursor; duplex ones resubscribe now.
+      // Resubscribe from our positions (a stream transport's cursor carried them already).
       for (const each of channels.values()) sendSubscribe(each)
       flushPublishes()
       const attempt = current
-      if (transport.name !== lastTransport) events.emit('transport', (lastTransport = transport.name))
+      if (name !== lastTransport) events.emit('transport', (lastTransport = name))
       if (!moved(attempt)) setState('open')
     } else if (type === 'ping') {
-      if (transport.kind === 'duplex') transport.send({ type: 'pong' })
+      transport.send({ type: 'pong' })
     } else if (type === 'subscribed') {
       // Not an answer to an older subscribe of this channel (unsubscribed and subscribed again since).
       if (!channel || (frame.rid && channel.r && frame.rid !== channel.r)) return
@@ -585,26 +483,12 @@ function createCore(options: CoreClientOptions): PushClient {
 
   // ---- subscriptions ----
 
-  /** Duplex transports subscribe with a frame (stream transports carry the cursor). */
   const sendSubscribe = (channel: Channel): void => {
-    const transport = current?.t
-    if (!hello || transport?.kind !== 'duplex') return
+    if (!hello) return
     const frame: SubscribeFrame = { type: 'subscribe', channel: channel.n, rid: (channel.r = String(++rid)) }
     channel.c = false
     if (channel.e !== undefined) frame.since = `${channel.e}-${channel.o}`
-    transport.send(frame)
-  }
-
-  /** Stream transports reopen for a new cursor; changes made in one tick share one reopen. */
-  const scheduleUpdate = (): void => {
-    if (current?.t?.kind !== 'stream' || updateQueued) return
-    updateQueued = true
-    queueMicrotask(() => {
-      updateQueued = false
-      // Whichever stream transport is current: one created since has a fresh cursor anyway.
-      const transport = current?.t
-      if (transport?.kind === 'stream') transport.update()
-    })
+    current?.t?.send(frame)
   }
 
   const end = (listener: SubscriptionEmitter, failure?: PushError): void => {
@@ -619,23 +503,21 @@ function createCore(options: CoreClientOptions): PushClient {
       listener.emit('error', failure)
       end(listener, failure)
     }
-    scheduleUpdate()
+    if (hello) current?.t?.send({ type: 'unsubscribe', channel: channel.n })
     flushPublishes(channel.n)
   }
 
   // ---- publishes ----
 
   const sendPublish = (pending: PendingPublish): void => {
-    const transport = current?.t
     const { f: frame } = pending
     // A publish to a channel whose subscribe is not confirmed yet waits for it, so that the client
     // receives its own message (a stream transport subscribes by reopening, after the POST).
     const channel = channels.get(frame.channel)
-    if (!hello || !transport || pending.s || (channel && !channel.c)) return
+    if (!hello || pending.s || (channel && !channel.c)) return
     if (tooLarge(pending.j, maxFrameBytes)) return settle(frame.rid, error('FRAME_TOO_LARGE', 'too large', frame.channel))
     pending.s = true
-    if (transport.kind === 'duplex') transport.send(frame)
-    else transport.publish(frame)
+    current?.t?.send(frame)
   }
 
   const flushPublishes = (channel?: string): void => {
@@ -649,6 +531,25 @@ function createCore(options: CoreClientOptions): PushClient {
     cancel(pending.t)
     pending.d(failure, ack)
   }
+
+  // Negotiation comes with the fallback transports' factories (Negotiate): made last, it gets
+  // the functions above.
+  const plan: Plan | undefined = factories
+    .find((factory) => factory.negotiate)
+    ?.negotiate?.(
+      options,
+      timers,
+      events,
+      () => current,
+      launch,
+      (attempt, frame) => {
+        teardown()
+        current = attempt
+        onFrame(frame, attempt.t as Transport)
+      },
+      start,
+      moved,
+    )
 
   // The members of PushClient (its interface documents them).
   return {
@@ -665,9 +566,7 @@ function createCore(options: CoreClientOptions): PushClient {
       if (state !== 'idle' && state !== 'closed') return
       listenLifecycle(lifecycle, onLifecycle, true)
       setState('connecting')
-      if ((state as ClientState) !== 'connecting') return // a listener closed
-      round()
-      start()
+      if ((state as ClientState) === 'connecting') begin() // else a listener closed
     },
 
     close(): void {
@@ -684,8 +583,9 @@ function createCore(options: CoreClientOptions): PushClient {
 
     subscribe<T>(name: string, listener?: (message: PushMessage<T>) => void, options?: SubscribeOptions): Subscription<T> {
       if (!isChannelName(name)) throw badChannel(name)
-      const since = options?.since === undefined ? undefined : parseId(options.since)
-      if (options?.since !== undefined && !since) throw new PushError('BAD_FRAME', `since is not a message id: ${options.since}`)
+      const id = options?.since
+      const since = id === undefined ? id : parseId(id)
+      if (id !== undefined && !since) throw new PushError('BAD_FRAME', `since is not a message id: ${id}`)
       const emitter: SubscriptionEmitter = createNanoEvents()
       const subscription = createSubscription<T>(name, emitter, () => {
         // The last `Subscription` of a channel ends its server subscription.
@@ -693,16 +593,13 @@ function createCore(options: CoreClientOptions): PushClient {
         end(emitter)
         if (!channel?.l.delete(emitter) || channel.l.size) return
         channels.delete(name)
-        const transport = current?.t
-        if (transport?.kind === 'stream') scheduleUpdate()
-        else if (hello && channel.r) transport?.send({ type: 'unsubscribe', channel: name })
+        if (hello) current?.t?.send({ type: 'unsubscribe', channel: name })
       })
       if (listener) subscription.on('message', listener)
       let channel = channels.get(name)
       if (!channel) {
         channels.set(name, (channel = { n: name, e: since?.epoch, o: since?.offset ?? 0, l: new Set() }))
         sendSubscribe(channel)
-        scheduleUpdate()
       }
       channel.l.add(emitter)
       return subscription

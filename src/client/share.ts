@@ -1,7 +1,7 @@
 import { PushError } from '../errors.js'
 import type { ClientFrame, HelloFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import { parseId, type CursorEntry, type Position } from '../protocol/position.js'
-import type { DuplexTransport, Transport, TransportContext, TransportFactory } from '../transports/transport.js'
+import type { StreamTransport, Transport, TransportContext, TransportFactory } from '../transports/transport.js'
 
 // One connection for all tabs of an origin. Per server URL, every client with `share` set asks for
 // the Web Lock `pushline:leader:<url>`; the holder leads. The leader's client runs its transports
@@ -74,6 +74,9 @@ interface Relay {
   receive(message: TabMessage): void
 }
 
+/** Stream transports take a cursor, and reopen on `update()`. */
+const isStream = (transport: Transport): transport is StreamTransport => 'update' in transport
+
 const ridOf = (frame: object): string | undefined => (frame as { rid?: string }).rid
 const channelOf = (frame: object): string => (frame as { channel?: string }).channel as string
 
@@ -118,8 +121,7 @@ export function tabShare({
     const unsubscribe = (channel: string): void => {
       positions.delete(channel)
       replays.delete(channel)
-      if (active?.kind === 'duplex') active.send({ type: 'unsubscribe', channel })
-      else active?.update()
+      active?.send({ type: 'unsubscribe', channel })
     }
 
     /** Relay `r` went away (its tab lock was released): its channels no one else wants end. */
@@ -146,7 +148,7 @@ export function tabShare({
         const { channel, rid } = frame
         const had = wanted(channel)
         channels.add(channel)
-        if (active.kind === 'duplex') return active.send(frame)
+        if (!isStream(active)) return active.send(frame)
         // A stream carries a cursor: reopen it only when the channel is new, or to replay from an
         // older position; else the connection is already where this tab wants to be (what it
         // delivered, not what a pending reopen asked for: messages up to `since` are dropped).
@@ -161,10 +163,7 @@ export function tabShare({
       } else if (frame.type === 'unsubscribe') {
         channels.delete(frame.channel)
         if (!wanted(frame.channel)) unsubscribe(frame.channel)
-      } else if (frame.type === 'publish') {
-        if (active.kind === 'duplex') active.send(frame)
-        else active.publish(frame)
-      }
+      } else if (frame.type === 'publish') active.send(frame)
     }
 
     /** Stream cursor: every tab's channels, each from the oldest position a tab still needs. */
@@ -218,18 +217,15 @@ export function tabShare({
           if (real === active) active = hello = undefined
           real.close()
         }
-        return real.kind === 'duplex'
-          ? {
-              name: real.name,
-              kind: 'duplex',
-              open: () => real.open(),
-              close,
-              send(frame) {
-                // The server subscription ends with the last tab that wants it.
-                if (frame.type !== 'unsubscribe' || real !== active || !wanted(frame.channel)) real.send(frame)
-              },
-            }
-          : { name: real.name, kind: 'stream', open: () => real.open(), close, update: () => real.update(), publish: (frame) => real.publish(frame) }
+        // The server subscription ends with the last tab that wants it.
+        const send = (frame: ClientFrame): void => {
+          if (frame.type !== 'unsubscribe' || real !== active || !wanted(frame.channel)) real.send(frame)
+        }
+        const open = (): void => real.open()
+        const served: Transport = { name: real.name, open, close, send }
+        if (!isStream(real)) return served
+        const stream: StreamTransport = { ...served, update: () => real.update() }
+        return stream
       },
     })
 
@@ -239,9 +235,8 @@ export function tabShare({
       name: factory.name,
       create(context: TransportContext): Transport {
         let closed = false
-        const transport: DuplexTransport & { name: TransportName } = {
+        const transport: Transport & { name: TransportName } = {
           name: factory.name,
-          kind: 'duplex',
           open() {
             // An upgrade probe while the relay is open: fail it, there is nothing better to find.
             if (relay) return context.onClose(new PushError('TRANSPORT_FAILED', 'shared', { transport: factory.name }))

@@ -52,7 +52,7 @@ export interface Subscription<T = unknown> extends AsyncIterable<PushMessage<T>>
   on<K extends keyof SubscriptionEvents<T>>(event: K, listener: SubscriptionEvents<T>[K]): Unsubscribe
   /** Stops this subscription; the last one of a channel ends the server subscription. Idempotent. */
   unsubscribe(): void
-  [Symbol.asyncIterator](): AsyncIterator<PushMessage<T>, undefined>
+  [Symbol.asyncIterator](): AsyncIterator<PushMessage<T>, void>
 }
 
 /** Creates the `Subscription` of a `client.subscribe()` call; `release` ends it in the client. */
@@ -74,8 +74,8 @@ export function createSubscription<T>(
     unsubscribe() {
       if (!ended) release()
     },
-    [Symbol.asyncIterator]() {
-      // Buffers what arrives while the consumer is busy; start iterating right after subscribe().
+    // Buffers what arrives while the consumer is busy; `for await` starts it at once.
+    async *[Symbol.asyncIterator]() {
       const queue: PushMessage<T>[] = []
       let wake: (() => void) | undefined
       let done = ended
@@ -91,22 +91,17 @@ export function createSubscription<T>(
           wake?.()
         }),
       ]
-      const finish = (): IteratorReturnResult<undefined> => {
+      try {
+        for (;;) {
+          while (queue.length) yield queue.shift() as PushMessage<T>
+          if (done) break
+          await new Promise<void>((resolve) => (wake = resolve))
+        }
+        if (failure) throw failure
+      } finally {
+        // Also when the loop breaks out: the subscription ends with it.
         for (const off of unbind) off()
-        return { value: undefined, done: true }
-      }
-      return {
-        next: async () => {
-          while (!queue.length && !done) await new Promise<void>((resolve) => (wake = resolve))
-          if (queue.length) return { value: queue.shift() as PushMessage<T>, done: false }
-          finish()
-          if (failure) throw failure
-          return { value: undefined, done: true }
-        },
-        return: async () => {
-          subscription.unsubscribe()
-          return finish()
-        },
+        subscription.unsubscribe()
       }
     },
   }

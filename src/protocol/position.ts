@@ -13,7 +13,7 @@ export interface Position {
 /** Channel names: 1 to 128 of A-Z a-z 0-9 _ . : @ / - */
 export const CHANNEL_PATTERN = /^[\w.:@/-]{1,128}$/
 /** Epochs: 1 to 32 of A-Z a-z 0-9 _ (never `-`, which separates it from the offset). */
-export const EPOCH_PATTERN = /^[A-Za-z0-9_]{1,32}$/
+export const EPOCH_PATTERN = /^\w{1,32}$/
 
 export function isChannelName(name: unknown): name is string {
   return typeof name === 'string' && CHANNEL_PATTERN.test(name)
@@ -25,13 +25,9 @@ export function formatId(epoch: string, offset: number): string {
 
 /** Parses `${epoch}-${offset}`; undefined when malformed. */
 export function parseId(id: string): Position | undefined {
-  const dash = id.lastIndexOf('-')
-  if (dash <= 0) return undefined
-  const epoch = id.slice(0, dash)
-  const digits = id.slice(dash + 1)
-  if (!EPOCH_PATTERN.test(epoch) || !/^\d{1,16}$/.test(digits)) return undefined
+  const [, epoch, digits] = /^(\w{1,32})-(\d{1,16})$/.exec(id) ?? []
   const offset = Number(digits)
-  return Number.isSafeInteger(offset) ? { epoch, offset } : undefined
+  return epoch && Number.isSafeInteger(offset) ? { epoch, offset } : undefined
 }
 
 /** One entry of a stream cursor: a channel and, when resuming, its position. */
@@ -44,14 +40,8 @@ export interface CursorEntry {
  * Formats a stream cursor: entries joined by `,`, each `channel` (live from
  * now) or `channel=epoch-offset` (resume after that message).
  */
-export function formatCursor(entries: Iterable<CursorEntry>): string {
-  let out = ''
-  for (const { channel, position } of entries) {
-    if (out) out += ','
-    out += position ? `${channel}=${position.epoch}-${position.offset}` : channel
-  }
-  return out
-}
+export const formatCursor = (entries: CursorEntry[]): string =>
+  entries.map(({ channel, position }) => (position ? `${channel}=${position.epoch}-${position.offset}` : channel)).join(',')
 
 /** Parses a stream cursor; undefined when any entry is malformed or a channel repeats. */
 export function parseCursor(cursor: string, maxEntries = 256): CursorEntry[] | undefined {

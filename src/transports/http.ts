@@ -1,8 +1,9 @@
 import { PushError, toPushError } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
-import type { ServerFrame, TransportName } from '../protocol/frames.js'
+import { negotiate } from '../client/negotiate.js'
+import type { PublishFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import { formatCursor } from '../protocol/position.js'
-import type { StreamTransport, TransportContext } from './transport.js'
+import type { StreamTransport, TransportContext, TransportFactory } from './transport.js'
 
 // What the HTTP transports (SSE, long and short polling, the iframe stream) share: endpoint URLs,
 // the Authorization header, publishing over POST, and the handling of one stream per client.
@@ -57,9 +58,26 @@ export type OpenStream = (
 
 interface Stream {
   close?: () => void
+  /** The channels of its cursor. */
+  channels?: Set<string>
   /** Ended on purpose by a `RECONNECT` close frame: what follows is no failure. */
   ended?: boolean
 }
+
+/**
+ * The factory of a transport with one stream per client on `<base>/<path>`; `opener` makes, per
+ * connection attempt, the function that opens its streams. Fallback transports all, they carry
+ * the negotiation.
+ */
+export const streamFactory = (
+  name: TransportName,
+  path: string,
+  opener: (context: TransportContext) => OpenStream,
+): TransportFactory => ({
+  name,
+  negotiate,
+  create: (context) => streamTransport(name, context, path, opener(context)),
+})
 
 /**
  * A transport with one stream per client, on `<base>/<path>`. It carries `context.cursor()` and
@@ -67,12 +85,7 @@ interface Stream {
  * 3.7): a new stream opens with the current positions, and the old one is closed once the new one
  * said `hello` (duplicates that both delivered are dropped by offset). Publishes go by POST (3.4).
  */
-export function streamTransport(
-  name: TransportName,
-  context: TransportContext,
-  path: string,
-  openStream: OpenStream,
-): StreamTransport {
+function streamTransport(name: TransportName, context: TransportContext, path: string, openStream: OpenStream): StreamTransport {
   const { timers } = context
   /** The stream that said hello and delivers now, and one waiting for its hello. */
   let live: Stream | undefined
@@ -80,6 +93,7 @@ export function streamTransport(
   let deadline: unknown
   let opened = false
   let closed = false
+  let queued = false
 
   const close = (): void => {
     closed = true
@@ -96,8 +110,9 @@ export function streamTransport(
 
   const open = (): void => {
     const url = endpointUrl(context.url, path)
-    url.searchParams.set('cursor', formatCursor(context.cursor()))
-    const stream: Stream = {}
+    const cursor = context.cursor()
+    url.searchParams.set('cursor', formatCursor(cursor))
+    const stream: Stream = { channels: new Set(cursor.map((entry) => entry.channel)) }
     const mine = (): boolean => stream === live || stream === next
     next?.close?.()
     next = stream
@@ -147,31 +162,47 @@ export function streamTransport(
     )
   }
 
+  /** Reopens for the cursor of the moment, once for every change made in this tick. */
+  const reopen = (): void => {
+    if (queued) return
+    queued = true
+    queueMicrotask(() => {
+      queued = false
+      update()
+    })
+  }
+
+  const publish = (frame: PublishFrame): void => {
+    // The answer goes to the core with the request's rid. A failed request fails the transport,
+    // so the core resends the publish (same idempotency key) once reconnected.
+    request(context, endpointUrl(context.url, 'publish'), {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(frame),
+    })
+      .then(([status, body]) => {
+        if (closed) return
+        let reply: ServerFrame | undefined
+        try {
+          reply = decodeServerFrame(body)
+        } catch (error) {
+          if (status === 200) throw error // else a proxy's error page, say: the status tells
+        }
+        if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status)
+        context.onFrame({ ...reply, rid: frame.rid })
+      })
+      .catch((error: unknown) => fail(toPushError(error, name)))
+  }
+
   return {
     name,
-    kind: 'stream',
     open,
     update,
-    publish(frame) {
-      // The answer goes to the core with the request's rid. A failed request fails the transport,
-      // so the core resends the publish (same idempotency key) once reconnected.
-      request(context, endpointUrl(context.url, 'publish'), {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(frame),
-      })
-        .then(([status, body]) => {
-          if (closed) return
-          let reply: ServerFrame | undefined
-          try {
-            reply = decodeServerFrame(body)
-          } catch (error) {
-            if (status === 200) throw error // else a proxy's error page, say: the status tells
-          }
-          if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status)
-          context.onFrame({ ...reply, rid: frame.rid })
-        })
-        .catch((error: unknown) => fail(toPushError(error, name)))
+    send(frame) {
+      if (frame.type === 'publish') publish(frame)
+      // A subscribe the newest stream carries already is answered by it (the core subscribes
+      // every channel again after `hello`).
+      else if (frame.type === 'unsubscribe' || (frame.type === 'subscribe' && !(next ?? live)?.channels?.has(frame.channel))) reopen()
     },
     close,
   }

@@ -1,5 +1,5 @@
 import { PushError } from '../errors.js'
-import { streamTransport } from './http.js'
+import { streamFactory } from './http.js'
 import type { TransportFactory } from './transport.js'
 
 /**
@@ -9,10 +9,7 @@ import type { TransportFactory } from './transport.js'
  * server authenticates the iframe by its cookies).
  */
 export function iframe(): TransportFactory {
-  return {
-    name: 'iframe',
-    create: (context) =>
-      streamTransport('iframe', context, 'iframe', (url, deliver, fail) => {
+  return streamFactory('iframe', 'iframe', (context) => (url, deliver, fail) => {
         url.searchParams.set('origin', location.origin)
         const element = document.createElement('iframe')
         let ended: unknown
@@ -44,6 +41,5 @@ export function iframe(): TransportFactory {
           removeEventListener('message', onMessage)
           element.remove()
         }
-      }),
-  }
+      })
 }

@@ -1,12 +1,12 @@
 import { decodeServerFrame } from '../protocol/decode.js'
 import { formatCursor } from '../protocol/position.js'
-import { refusal, request, streamTransport, toPushError } from './http.js'
+import { refusal, request, streamFactory, toPushError } from './http.js'
 import type { TransportFactory } from './transport.js'
 
 /**
  * Long and short polling (protocol.md 3.5, 3.6): `GET <base>/poll`, one request after the other,
  * each with the positions of the moment, so that consecutive polls can hit different server
- * processes. A poll loop is the "stream" of {@link streamTransport}: its first poll is the
+ * processes. A poll loop is the "stream" of {@link streamFactory}: its first poll is the
  * handshake, and a change of subscriptions starts a new loop that takes over after its `hello`.
  *
  * A poll is silent while held, so the liveness deadline is rebased onto the poll: the `hello` handed
@@ -19,10 +19,7 @@ export function pollTransport(
   holdMs: number | undefined,
   intervalMs: number,
 ): TransportFactory {
-  return {
-    name,
-    create: (context) =>
-      streamTransport(name, context, 'poll', (url, deliver, fail) => {
+  return streamFactory(name, 'poll', (context) => (url, deliver, fail) => {
         const { timers } = context
         const query = url.searchParams
         let controller: AbortController | undefined
@@ -62,6 +59,5 @@ export function pollTransport(
           controller = undefined
           timers.clearTimeout(timer)
         }
-      }),
-  }
+      })
 }

@@ -1,6 +1,6 @@
 import * as eventsource from 'eventsource'
 import { PushError } from '../errors.js'
-import { authHeaders, refusal, streamTransport } from './http.js'
+import { authHeaders, refusal, streamFactory } from './http.js'
 import type { EventSourceConstructor, FetchLike, TransportFactory } from './transport.js'
 
 export interface SseOptions {
@@ -20,10 +20,7 @@ export interface SseOptions {
  * tokens never go into URLs (protocol.md 3.1).
  */
 export function sse({ withCredentials = false }: SseOptions = {}): TransportFactory {
-  return {
-    name: 'sse',
-    create: (context) =>
-      streamTransport('sse', context, 'sse', (url, deliver, fail) => {
+  return streamFactory('sse', 'sse', (context) => (url, deliver, fail) => {
         const EventSourceClass: EventSourceConstructor | undefined =
           context.platform.EventSource ??
           // Emptied in browser builds (package.json `browser`), where the global is used.
@@ -58,6 +55,5 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
           stream.onmessage = stream.onerror = null
           stream.close()
         }
-      }),
-  }
+      })
 }

@@ -1,6 +1,7 @@
 import type { PushError } from '../errors.js'
 import type { ClientFrame, PublishFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import type { CursorEntry } from '../protocol/position.js'
+import type { Negotiate } from '../client/client.js'
 
 // ---- platform seams: minimal shapes, so the DOM classes, `ws` and `eventsource` all fit ----
 // Event parameters are `any` on purpose: each implementation has its own event classes, and a
@@ -63,7 +64,7 @@ export interface TransportContext {
   readonly handshakeTimeoutMs: number
   /**
    * Stream transports: the subscriptions to carry now, with their positions (the stream cursor).
-   * Empty while the transport is an upgrade probe; the core calls `update()` once it wins.
+   * Empty while the transport is an upgrade probe; once it wins, the core's subscribes reopen it.
    */
   cursor(): CursorEntry[]
   /** Delivers one decoded server frame. */
@@ -75,42 +76,45 @@ export interface TransportContext {
   onClose(error?: PushError): void
 }
 
-interface TransportBase {
+/**
+ * One connection attempt of a transport, as the core sees it: it carries client frames. WebSocket
+ * sends them as they are; the stream transports turn them into HTTP (see {@link StreamTransport}).
+ */
+export interface Transport {
   readonly name: TransportName
   /** Starts connecting. Failures are reported through `context.onClose`, never thrown later. */
   open(): void
+  /** Sends one client frame. Only called after `hello` arrived. */
+  send(frame: ClientFrame): void
   /** Closes everything the transport holds (sockets, streams, timers, listeners). Idempotent. */
   close(): void
 }
 
-/** A transport that carries client frames, such as WebSocket (and MQTT later). */
-export interface DuplexTransport extends TransportBase {
-  readonly kind: 'duplex'
-  /** Sends one client frame. Only called after `hello` arrived. */
-  send(frame: ClientFrame): void
-}
-
 /**
- * A transport with one server stream per client (SSE, long and short polling, the iframe stream).
- * It takes its subscriptions from `context.cursor()` and reopens when they change; all of them are
- * built on `streamTransport` (http.ts).
+ * A transport with one server stream per client (SSE, long and short polling, the iframe stream),
+ * all built on `streamFactory` (http.ts). It takes its subscriptions from `context.cursor()`:
+ * a `subscribe` for a channel its stream does not carry, or an `unsubscribe`, reopens the stream
+ * with the cursor of the moment (once per tick); a `publish` goes by POST and is answered through
+ * `context.onFrame` as an `ack` or `error` with its `rid`; a `pong` is not sent (the stream's
+ * requests show the link is alive).
  */
-export interface StreamTransport extends TransportBase {
-  readonly kind: 'stream'
+export interface StreamTransport extends Transport {
   /**
-   * The subscription set changed: open a stream for `context.cursor()`, then close the old one once
-   * the new one said `hello`. The core debounces calls made in one tick into one.
+   * Opens a stream for `context.cursor()` now, then closes the old one once the new one said
+   * `hello`: to replay a channel from an older position (share.ts).
    */
   update(): void
-  /** Publishes out of band; answers through `context.onFrame` as an `ack` or `error` with `frame.rid`. */
-  publish(frame: PublishFrame): void
 }
-
-export type Transport = DuplexTransport | StreamTransport
 
 /** What `websocket()`, `sse()`, … return, and what `transports` accepts. */
 export interface TransportFactory {
   readonly name: TransportName
   /** Creates one connection attempt; the core calls `open()` on it. */
   create(context: TransportContext): Transport
+  /**
+   * Negotiation among several transports (fallback, memory of the winner, upgrade probes). The
+   * fallback transports carry it, so that a client with WebSocket only does not bundle it; a
+   * client uses the first one its list has.
+   */
+  readonly negotiate?: Negotiate | undefined
 }

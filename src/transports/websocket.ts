@@ -2,7 +2,7 @@ import NodeWebSocket from 'isomorphic-ws'
 import { PushError, type ErrorCode } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
 import { endpointUrl } from './http.js'
-import type { DuplexTransport, TransportContext, TransportFactory, WebSocketConstructor, WebSocketLike } from './transport.js'
+import type { Transport, TransportContext, TransportFactory, WebSocketConstructor, WebSocketLike } from './transport.js'
 
 const failure = (code: ErrorCode, message: string): PushError => new PushError(code, message, { transport: 'websocket' })
 
@@ -19,7 +19,7 @@ export function websocket(): TransportFactory {
   return { name: 'websocket', create: createWebSocketTransport }
 }
 
-function createWebSocketTransport(context: TransportContext): DuplexTransport {
+function createWebSocketTransport(context: TransportContext): Transport {
   let socket: WebSocketLike | undefined
 
   const close = (): void => {
@@ -39,7 +39,6 @@ function createWebSocketTransport(context: TransportContext): DuplexTransport {
 
   return {
     name: 'websocket',
-    kind: 'duplex',
     open() {
       const WebSocketClass: WebSocketConstructor | undefined =
         context.platform.WebSocket ??

@@ -3,12 +3,11 @@
  * the client can be driven frame by frame with fake timers and no server.
  */
 import { vi } from 'vitest'
+import { negotiate } from '../../src/client/negotiate.js'
 import type { PushError } from '../../src/errors.js'
 import type { ClientFrame, HelloFrame, PublishFrame, ServerFrame, TransportName } from '../../src/protocol/frames.js'
 import type {
-  DuplexTransport,
   EventSourceLike,
-  StreamTransport,
   TransportContext,
   TransportFactory,
   WebSocketLike,
@@ -210,13 +209,11 @@ export const ndjson = (...frames: (ServerFrame | Record<string, unknown>)[]): st
 
 export interface FakeTransport {
   readonly name: TransportName
-  readonly kind: 'duplex' | 'stream'
   readonly context: TransportContext
   opened: boolean
   closed: boolean
-  /** Duplex: frames the client sent. Stream: frames it published; `updates` counts update() calls. */
+  /** The frames the client sent (a stream transport turns them into reopens and POSTs). */
   readonly sent: ClientFrame[]
-  updates: number
   /** Server side: delivers a frame. */
   receive(frame: ServerFrame | Record<string, unknown>): void
   /** Server side: `hello` listing `offered`. */
@@ -229,19 +226,19 @@ export interface FakeTransport {
  * A transport factory whose transports the test drives directly: for negotiation, where what
  * matters is which transport is tried when, not how it speaks.
  */
-export function fakeTransport(name: TransportName, kind: 'duplex' | 'stream' = 'duplex') {
+export function fakeTransport(name: TransportName, { negotiates = true } = {}) {
   const instances: FakeTransport[] = []
   const factory: TransportFactory = {
     name,
+    // As the fallback transports' factories do; without it a client uses its first transport only.
+    negotiate: negotiates ? negotiate : undefined,
     create(context) {
       const transport = {
         name,
-        kind,
         context,
         opened: false,
         closed: false,
         sent: [] as ClientFrame[],
-        updates: 0,
         open() {
           transport.opened = true
         },
@@ -250,12 +247,6 @@ export function fakeTransport(name: TransportName, kind: 'duplex' | 'stream' = '
         },
         send(frame: ClientFrame) {
           transport.sent.push(frame)
-        },
-        publish(frame: PublishFrame) {
-          transport.sent.push(frame)
-        },
-        update() {
-          transport.updates++
         },
         receive(frame: ServerFrame | Record<string, unknown>) {
           context.onFrame(frame as ServerFrame)
@@ -268,8 +259,7 @@ export function fakeTransport(name: TransportName, kind: 'duplex' | 'stream' = '
         },
       }
       instances.push(transport)
-      // Both shapes at once; `kind` tells the client which one it is.
-      return transport as unknown as DuplexTransport | StreamTransport
+      return transport
     },
   }
   return {

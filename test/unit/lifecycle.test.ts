@@ -191,7 +191,7 @@ describe('offline and online', () => {
   it('does not fall back to another transport while offline: none is to blame', () => {
     const win = fakeWindow()
     const first = fakeTransport('websocket')
-    const second = fakeTransport('sse', 'stream')
+    const second = fakeTransport('sse')
     const client = new CorePushClient({
       url: URL_BASE,
       storage: memoryStorage(),

@@ -8,7 +8,7 @@ import { PushClient } from '../../src/client/client.js'
 import { tabShare, type BroadcastChannelLike, type LockManagerLike } from '../../src/client/share.js'
 import type { ClientFrame, MessageFrame, ServerFrame } from '../../src/protocol/frames.js'
 import { parseId } from '../../src/protocol/position.js'
-import type { DuplexTransport, TransportFactory } from '../../src/transports/transport.js'
+import type { Transport, TransportFactory } from '../../src/transports/transport.js'
 import { hello } from './fakes.js'
 
 const URL = 'https://example.test/push'
@@ -29,7 +29,7 @@ function fakeServer() {
   const messages = (channel: string): MessageFrame[] => log.get(channel) ?? (log.set(channel, []), log.get(channel) as MessageFrame[])
   const factory: TransportFactory = {
     name: 'websocket',
-    create(context): DuplexTransport {
+    create(context): Transport {
       let open = false
       const connection: Connection = {
         subscriptions: new Set(),
@@ -39,7 +39,6 @@ function fakeServer() {
       }
       return {
         name: 'websocket',
-        kind: 'duplex',
         open() {
           open = true
           connections.add(connection)
