@@ -99,6 +99,8 @@ export const cdnOutput: OutputOptions = {
   name: 'Pushline',
   sourcemap: true,
   banner: `/*! pushline v${pkg.version} | ${pkg.license} */`,
+  // A script has no chunks to load later: `share: true`'s module is inlined.
+  inlineDynamicImports: true,
   // Modern syntax in rollup's own glue; no Symbol.toStringTag on the global.
   generatedCode: { arrowFunctions: true, constBindings: true, objectShorthand: true },
 }

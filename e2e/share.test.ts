@@ -1,8 +1,9 @@
 /**
- * `share: tabShare()` in real Chromium: 8 tabs of one origin on SSE over HTTP/1.1 (where a browser
- * allows 6 connections per host, so 8 unshared streams could not all open) share one connection;
- * then the leader tab closes mid-stream while the server publishes without pause, and another tab
- * takes over. Every remaining tab must have every message exactly once, in order.
+ * One connection for all tabs in real Chromium: 8 tabs of one origin on SSE over HTTP/1.1 (where a
+ * browser allows 6 connections per host, so 8 unshared streams could not all open) share one
+ * connection; then the leader tab closes mid-stream while the server publishes without pause, and
+ * another tab takes over. Every remaining tab must have every message exactly once, in order.
+ * Twice: `share: tabShare()` from the ES modules, and `share: true` from the script-tag bundle.
  */
 import { build } from 'esbuild'
 import { join } from 'node:path'
@@ -16,11 +17,30 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const messagesOf = (page: Page) => page.evaluate<number[]>('window.e2e.messages')
 const gapsOf = (page: Page) => page.evaluate<unknown[]>('window.e2e.gaps')
 
+/** The script-tag page: `share: true`, which loads pushline/share on demand (inlined in the bundle). */
+const SCRIPT_TAG_PAGE = `<!doctype html><title>share</title><script src="/pushline.iife.min.js"></script><script>
+const e2e = { messages: [], gaps: [], transports: [], states: [] }
+window.e2e = e2e
+const client = new Pushline.PushClient({ url: new URL('/push', location.href).href, transports: ['sse'], share: true })
+client.on('transport', (name) => e2e.transports.push(name))
+client.on('state', (state) => e2e.states.push(state))
+const subscription = client.subscribe('e2e', (message) => e2e.messages.push(message.data.n))
+subscription.on('gap', (gap) => e2e.gaps.push(gap))
+client.connect()
+</script>`
+
 describe('one connection for all tabs', () => {
-  test('8 SSE tabs share one connection; the leader closes mid-stream', { timeout: 60_000 }, async ({ chromium, server, page }) => {
-    const bundle = await build({ entryPoints: [join(root, 'e2e/page/share/app.js')], bundle: true, format: 'esm', write: false, platform: 'browser' })
-    server.serve('/share/app.js', bundle.outputFiles[0]!.text, 'text/javascript; charset=utf-8')
-    server.serve('/share/', '<!doctype html><title>share</title><script type="module" src="/share/app.js"></script>', 'text/html; charset=utf-8')
+  test.for([
+    ['share: tabShare() (ES modules)', 'module'],
+    ['share: true (script tag)', 'script'],
+  ] as const)('8 SSE tabs share one connection; the leader closes mid-stream: %s', { timeout: 60_000 }, async ([, kind], { chromium, server, page }) => {
+    if (kind === 'module') {
+      const bundle = await build({ entryPoints: [join(root, 'e2e/page/share/app.js')], bundle: true, format: 'esm', write: false, platform: 'browser' })
+      server.serve('/share/app.js', bundle.outputFiles[0]!.text, 'text/javascript; charset=utf-8')
+      server.serve('/share/', '<!doctype html><title>share</title><script type="module" src="/share/app.js"></script>', 'text/html; charset=utf-8')
+    } else {
+      server.serve('/share/', SCRIPT_TAG_PAGE, 'text/html; charset=utf-8')
+    }
     const pages = [page]
     for (let i = 1; i < TABS; i++) pages.push(await chromium.newPage())
     for (const each of pages) await each.goto(`${server.origin}/share/`)

@@ -134,13 +134,23 @@ export interface CoreClientOptions extends ClientOptions {
 }
 
 /** Options of the `PushClient` of `pushline`. */
-export interface PushClientOptions extends ClientOptions {
+export interface PushClientOptions extends Omit<ClientOptions, 'share'> {
   /**
    * Transports to try, in order of preference: names, or factories such as `websocket()` and
    * `longPolling({ holdMs: 10000 })`.
    * @default ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe'] (iframe only where there is a `document`)
    */
   transports?: ReadonlyArray<TransportName | TransportFactory>
+  /**
+   * One connection for all tabs of this origin (per `url`). `true` is `tabShare()` of
+   * `pushline/share`, loaded when the client first connects (bundlers split it off); pass
+   * `tabShare({ … })` for other options. A leader tab holds the connection and relays it to the
+   * others; when it closes, another tab takes over and every tab resumes without loss or
+   * duplicates. Without Web Locks or BroadcastChannel (Node, old browsers) each client has its
+   * own connection.
+   * @default false (each client has its own connection)
+   */
+  share?: boolean | ShareFactory | undefined
 }
 
 export interface PublishOptions {

@@ -1,13 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient as CorePushClient } from '../../src/core.js'
-import { PushError, type FallbackEvent, type PushClientOptions, type PushMessage } from '../../src/index.js'
+import { PushError, type CoreClientOptions, type FallbackEvent, type PushMessage } from '../../src/index.js'
 import { defaultTransports } from '../../src/transports/registry.js'
 import { fakeTransport, memoryStorage, useFakeTimers, message } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
 const ALL = ['websocket', 'sse', 'long-polling'] as const
 
-type Options = Omit<Partial<PushClientOptions>, 'storage' | 'transports'> & { storage?: ReturnType<typeof memoryStorage> }
+type Options = Omit<Partial<CoreClientOptions>, 'storage' | 'transports'> & { storage?: ReturnType<typeof memoryStorage> }
 
 function setup(options: Options = {}) {
   const ws = fakeTransport('websocket')
