@@ -35,7 +35,7 @@ afterEach(() => {
 })
 
 describe('sse transport', () => {
-  it('opens GET <base>/sse with the stream cursor, open only after hello', () => {
+  it('opens GET <base>/sse with the stream cursor, open only after hello', async () => {
     const { client, es } = setup()
     client.subscribe('orders')
     client.subscribe('chat')
@@ -46,6 +46,9 @@ describe('sse transport', () => {
     es.last.receive(hello())
     expect(client.state).toBe('open')
     expect(client.transport).toBe('sse')
+    // The core subscribes every channel after hello; the stream carries them already: no reopen.
+    await Promise.resolve()
+    expect(es.streams).toHaveLength(1)
   })
 
   it('resumes every channel from its position through the cursor after a reconnect', () => {
