@@ -94,9 +94,12 @@ export class Publisher {
         return { ok: false, code: 'INTERNAL', message: 'publish failed' }
       }
     }
-    if (!isSerializable(data)) return { ok: false, code: 'BAD_FRAME', message: 'data cannot be serialized as JSON' }
+    // Data parsed from a client's frame is JSON and nobody else holds it (only its nesting may be
+    // too deep to encode); a hook's may be the app's, to copy.
+    const snapshot = jsonSnapshot(data, !!this.#hook)
+    if (!snapshot) return { ok: false, code: 'BAD_FRAME', message: 'data cannot be serialized as JSON' }
     try {
-      const stored = await this.#broker.publish(channel, event, data)
+      const stored = await this.#broker.publish(channel, event, snapshot.value)
       return { ok: true, channel, epoch: stored.epoch, offset: stored.offset }
     } catch (error) {
       this.#logger.error(`pushline: publishing to ${channel} failed`, error)
@@ -114,28 +117,30 @@ export function isPushError(error: unknown, code: ErrorCode): error is Error & {
 }
 
 /**
- * Whether fan-out will be able to encode `data` as a JSON value. Parsed
- * client data always is, unless nested too deep for JSON.stringify's
- * recursion; hook and server data may be undefined or hold cycles or BigInts.
+ * `data` as subscribers will get it, taken now: a JSON copy of an object or array, so that an app
+ * that changes its object after publishing changes neither history nor what resuming clients
+ * replay; a primitive as it is (a non-finite number as `null`, as JSON encodes it). Undefined when
+ * `data` has no JSON form: undefined, a BigInt, a symbol or function, cycles, or nesting too deep
+ * for JSON.stringify's recursion. With `copy` false, `data` itself once it is known to encode.
  */
-export function isSerializable(data: unknown): boolean {
+export function jsonSnapshot(data: unknown, copy = true): { value: unknown } | undefined {
   switch (typeof data) {
     case 'string':
     case 'boolean':
+      return { value: data }
     case 'number':
-      return true
+      return { value: Number.isFinite(data) ? data : null }
     case 'object':
       break
     default:
-      // undefined, bigint, symbol, function: no JSON value (stringify drops or throws).
-      return false
+      return undefined
   }
-  if (data === null) return true
+  if (data === null) return { value: null }
   try {
     // Wrapped once more: the message frame adds a level around the data.
-    JSON.stringify([data])
-    return true
+    const json = JSON.stringify([data])
+    return { value: copy ? (JSON.parse(json) as unknown[])[0] : data }
   } catch {
-    return false
+    return undefined
   }
 }

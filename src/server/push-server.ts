@@ -12,7 +12,7 @@ import { HttpPublishEndpoint } from './http-publish.js'
 import { Hub } from './hub.js'
 import { MemoryBroker } from './memory-broker.js'
 import { errorFrame, helloFrame } from './out-frame.js'
-import { Publisher, isSerializable } from './publisher.js'
+import { Publisher, jsonSnapshot } from './publisher.js'
 import { IframeEndpoint, MIN_IFRAME_MAX_BYTES, serializeOrigin } from './iframe.js'
 import { PollEndpoint } from './poll.js'
 import { SseEndpoint } from './sse.js'
@@ -335,8 +335,9 @@ class PushServerImpl implements PushServer {
     if (typeof event !== 'string' || event.length < 1 || event.length > 64) {
       throw new PushError('BAD_FRAME', 'event must be 1..64 characters', { channel })
     }
-    if (!isSerializable(data)) throw new PushError('BAD_FRAME', 'data cannot be serialized as JSON', { channel })
-    const { epoch, offset } = await this.#broker.publish(channel, event, data)
+    const snapshot = jsonSnapshot(data)
+    if (!snapshot) throw new PushError('BAD_FRAME', 'data cannot be serialized as JSON', { channel })
+    const { epoch, offset } = await this.#broker.publish(channel, event, snapshot.value)
     return { epoch, offset, id: formatId(epoch, offset) }
   }
 

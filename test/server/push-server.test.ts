@@ -98,6 +98,43 @@ describe('createPushServer', () => {
     expect(await server.push.publish('c', null)).toMatchObject({ offset: 1 })
   })
 
+  it('keeps what was published: an object changed afterwards changes neither history nor replays', async () => {
+    const kept: Record<string, unknown>[] = []
+    const server = await startServer({
+      // A hook that hands back an object it keeps and changes later.
+      onPublish: ({ data }) => {
+        const copy = { ...(data as object), hooked: 1 }
+        kept.push(copy)
+        return { data: copy }
+      },
+    })
+    const live = await FrameClient.open(server.wsUrl)
+    await live.nextOf('hello')
+    live.send({ type: 'subscribe', channel: 'c', rid: '1' })
+    const { epoch } = await live.nextOf('subscribed')
+    const state = { n: 0, at: NaN }
+    for (let n = 1; n <= 3; n++) {
+      state.n = n
+      await server.push.publish('c', state)
+    }
+    live.send({ type: 'publish', rid: '2', channel: 'c', data: { n: 4 } })
+    await live.nextOf('ack')
+    state.n = 99
+    for (const each of kept) each.n = 99
+    const replayed = await FrameClient.open(server.wsUrl)
+    await replayed.nextOf('hello')
+    replayed.send({ type: 'subscribe', channel: 'c', rid: '1', since: `${epoch}-0` })
+    await replayed.nextOf('subscribed')
+    const data = []
+    for (let i = 0; i < 4; i++) data.push((await replayed.nextOf('message')).data)
+    expect(data).toEqual([
+      { n: 1, at: null },
+      { n: 2, at: null },
+      { n: 3, at: null },
+      { n: 4, hooked: 1 },
+    ])
+  })
+
   it('restores the app listener when closed', async () => {
     const server = await startServer({}, (_req, res) => res.end('app'))
     await server.push.close()
