@@ -164,9 +164,13 @@ export interface LaunchedChromium {
 
 /**
  * Launches headless Chromium with a fresh profile directory that `close()` removes. `args` are
- * added to the fixed flags.
+ * added to the fixed flags; `ignoreDefaultArgs` drops switches playwright-core adds by default
+ * (such as `--disable-back-forward-cache`).
  */
-export async function launchChromium({ args = [] }: { args?: string[] } = {}): Promise<LaunchedChromium> {
+export async function launchChromium({
+  args = [],
+  ignoreDefaultArgs = [],
+}: { args?: string[]; ignoreDefaultArgs?: string[] } = {}): Promise<LaunchedChromium> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: install Debian's \`chromium\` or set PUSHLINE_CHROMIUM.`)
   }
@@ -178,6 +182,7 @@ export async function launchChromium({ args = [] }: { args?: string[] } = {}): P
       executablePath: CHROMIUM,
       headless: true,
       args: [...CHROMIUM_ARGS, ...args],
+      ignoreDefaultArgs,
       viewport: { width: 900, height: 700 },
     })
   } catch (error) {

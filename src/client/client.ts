@@ -388,9 +388,12 @@ function createCore(options: CoreClientOptions): PushClient {
       // Wait for `online` instead of retrying; an open link stays (Chromium keeps it), under its deadline.
       cancel(reconnectTimer)
     } else if (type === 'pagehide') {
-      // A page with an open connection is not kept in the back-forward cache: close it cleanly,
-      // keeping subscriptions, positions and publishes for pageshow.
+      // The page may go into the back-forward cache: close the connection cleanly (the server
+      // holds nothing for a frozen page) and give up tab leadership (a cached page holding a lock
+      // that other tabs wait for is evicted; they lead instead), keeping subscriptions, positions
+      // and publishes for pageshow.
       teardown()
+      share?.close()
       cancel(reconnectTimer)
       setState('reconnecting')
     } else reconnectNow() // online, pageshow

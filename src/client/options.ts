@@ -109,8 +109,9 @@ export interface ClientOptions {
    * Where browser lifecycle events come from, from `connect()` to `close()`: while offline
    * (`offline`, or `navigator.onLine` false) the client does not retry, and `online` reconnects at
    * once; when the tab's visibility changes, the liveness deadline is checked against the clock at
-   * once (timers sleep in background tabs); `pagehide` closes the connection, so that the page can
-   * enter the back-forward cache, and `pageshow` resumes it. `null` turns this off.
+   * once (timers sleep in background tabs); `pagehide` closes the connection (and gives up tab
+   * leadership with `share`), so that the server holds nothing for a page in the back-forward
+   * cache, and `pageshow` resumes it. `null` turns this off.
    * @default globalThis where it has `addEventListener` (browsers, workers), else none
    */
   lifecycle?: LifecycleTarget | null | undefined

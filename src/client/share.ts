@@ -22,7 +22,7 @@ export interface TabShare {
    * while this tab leads; else a relay to the leading tab.
    */
   wrap(factory: TransportFactory): TransportFactory
-  /** The client closed: give up leadership, if held. */
+  /** The client closed, or its page is hidden: give up leadership, if held, and stop listening to the other tabs. */
   close(): void
 }
 
@@ -38,6 +38,7 @@ export interface LockManagerLike {
 export interface BroadcastChannelLike {
   onmessage: ((event: { data: any }) => void) | null
   postMessage(message: unknown): void
+  close(): void
 }
 
 export type BroadcastChannelConstructor = new (name: string) => BroadcastChannelLike
@@ -92,8 +93,11 @@ export function tabShare({
   return (url) => {
     if (!locks || !Channel) return undefined
     const lockManager = locks
-    const bus = new Channel('pushline:' + url)
-    const post = (message: TabMessage): void => bus.postMessage(message)
+    /** Open from the first `wrap` until `close`: a page in the back-forward cache must hold none. */
+    let bus: BroadcastChannelLike | undefined
+    /** Ends the requests for the relays' tab locks, by which a leader notices relays that went away. */
+    let watch: AbortController | undefined
+    const post = (message: TabMessage): void => bus?.postMessage(message)
     const tabLock = (id: string): string => 'pushline:tab:' + id
     let leading = false
     /** Gives up the leader lock, or the request for it; set while either is held. */
@@ -135,7 +139,8 @@ export function tabShare({
       let channels = tabs.get(r)
       if (!channels) {
         tabs.set(r, (channels = new Set()))
-        void lockManager.request(tabLock(r), {}, async () => leave(r))
+        // Granted once the relay's tab lets go of it; given up when this client closes.
+        lockManager.request(tabLock(r), { signal: watch?.signal }, async () => leave(r)).catch(() => {})
       }
       return channels
     }
@@ -316,7 +321,7 @@ export function tabShare({
       },
     })
 
-    bus.onmessage = ({ data }: { data: TabMessage }) => {
+    const onMessage = ({ data }: { data: TabMessage }): void => {
       if (!leading) return relay?.receive(data)
       if (data.t === 'join') {
         tabChannels(data.r)
@@ -324,9 +329,17 @@ export function tabShare({
       } else if (data.t === 'c') fromTab(data.r, data.m)
     }
 
-    /** Queues for the leader lock (once per connect); a relay in use reopens when it is granted. */
+    /**
+     * Opens the channel and queues for the leader lock (once per connect, and again after a
+     * pageshow); a relay in use reopens when the lock is granted.
+     */
     const claim = (): void => {
       if (release) return
+      if (!bus) {
+        bus = new Channel('pushline:' + url)
+        bus.onmessage = onMessage
+        watch = new AbortController()
+      }
       const controller = new AbortController()
       release = () => controller.abort()
       lockManager
@@ -351,6 +364,12 @@ export function tabShare({
       close() {
         release?.()
         release = undefined
+        // Chromium evicts a cached page that a BroadcastChannel message reaches, and one holding or
+        // waiting for a lock another tab wants: pagehide closes the client's share, pageshow claims again.
+        bus?.close()
+        bus = undefined
+        watch?.abort()
+        tabs.clear()
       },
     }
   }

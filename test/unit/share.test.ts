@@ -133,6 +133,9 @@ function fakeBrowser() {
         constructor(readonly name: string) {
           channels.add({ tab, name, channel: this })
         }
+        close(): void {
+          for (const each of channels) if (each.channel === this) channels.delete(each)
+        }
         postMessage(message: unknown): void {
           if (!tab.alive) return
           const data = structuredClone(message)
@@ -159,13 +162,30 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.close()
 })
 
-function openTab(browser: ReturnType<typeof fakeBrowser>, server: ReturnType<typeof fakeServer>, channel = 'news') {
+/** A window's lifecycle events, fired by the test. */
+function fakeWindow() {
+  const listeners = new Set<(event: { type: string }) => void>()
+  return {
+    addEventListener: (_: string, listener: (event: { type: string }) => void) => void listeners.add(listener),
+    removeEventListener: (_: string, listener: (event: { type: string }) => void) => void listeners.delete(listener),
+    fire: (type: string) => {
+      for (const listener of [...listeners]) listener({ type })
+    },
+  }
+}
+
+function openTab(
+  browser: ReturnType<typeof fakeBrowser>,
+  server: ReturnType<typeof fakeServer>,
+  channel = 'news',
+  lifecycle: ReturnType<typeof fakeWindow> | null = null,
+) {
   const tab = browser.tab()
   const client = new PushClient({
     url: URL,
     transports: [server.factory],
     share: tabShare({ locks: tab.locks, BroadcastChannel: tab.BroadcastChannel }),
-    lifecycle: null,
+    lifecycle,
     storage: { getItem: () => null, setItem: () => {} },
   })
   clients.push(client)
@@ -247,6 +267,35 @@ describe('tabShare', () => {
     expect(rest.flatMap(({ gaps }) => gaps)).toEqual([])
     expect(server.connections.size).toBe(1)
     expect(server.opened).toHaveLength(2)
+  })
+
+  it('a leader entering the back-forward cache hands over, and follows when it comes back', async () => {
+    const browser = fakeBrowser()
+    const server = fakeServer()
+    const window = fakeWindow()
+    const leader = openTab(browser, server, 'news', window)
+    await vi.waitFor(() => expect(leader.client.state).toBe('open'))
+    const followers = [0, 1].map(() => openTab(browser, server))
+    await vi.waitFor(() => expect(followers.every(({ client }) => client.state === 'open')).toBe(true))
+    await settle()
+    server.publish('news', 1)
+    await vi.waitFor(() => expect([leader, ...followers].map(({ seen }) => seen)).toEqual([[1], [1], [1]]))
+    // pagehide: the connection closes and the leader lock goes (a cached page holding a lock others
+    // wait for would be evicted), so a follower leads; the hidden page gets nothing meanwhile.
+    window.fire('pagehide')
+    await vi.waitFor(() => expect(server.opened).toHaveLength(2))
+    for (const n of [2, 3]) server.publish('news', n)
+    await vi.waitFor(() => expect(followers.map(({ seen }) => seen)).toEqual([range(1, 3), range(1, 3)]))
+    expect(leader.seen).toEqual([1])
+    expect(server.connections.size).toBe(1)
+    // pageshow: it comes back as a follower and resumes from its position.
+    window.fire('pageshow')
+    await vi.waitFor(() => expect(leader.seen).toEqual(range(1, 3)))
+    server.publish('news', 4)
+    await vi.waitFor(() => expect([leader, ...followers].map(({ seen }) => seen)).toEqual([range(1, 4), range(1, 4), range(1, 4)]))
+    expect(server.connections.size).toBe(1)
+    expect(server.opened).toHaveLength(2)
+    expect([leader, ...followers].flatMap(({ gaps }) => gaps)).toEqual([])
   })
 
   it('a later leader serves tabs that join after the handover', async () => {
