@@ -63,20 +63,25 @@ export abstract class Connection {
   readonly wantsPing: boolean = true
   /** This connection's subscriptions by channel; maintained by the hub. */
   readonly subscriptions = new Map<string, Subscription>()
-  /** Resolves once the hub has dropped the connection. */
-  readonly done: Promise<void>
   #state: ConnectionState = 'open'
   #pending: OutFrame[] = []
   readonly #scheduler: FlushScheduler
-  #resolveDone!: () => void
+  /** Made when first asked for (at shutdown): an idle connection holds no promise for it. */
+  #done: Promise<void> | undefined
+  #resolveDone: (() => void) | undefined
 
   /** `session` defaults to a new one; a poll passes the one its client already has. */
   constructor(scheduler: FlushScheduler, session: string = newSession()) {
     this.#scheduler = scheduler
     this.session = session
-    this.done = new Promise((resolve) => {
+  }
+
+  /** Resolves once the hub has dropped the connection. */
+  get done(): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve()
+    return (this.#done ??= new Promise((resolve) => {
       this.#resolveDone = resolve
-    })
+    }))
   }
 
   /** True until shutdown starts or the hub drops the connection. */
@@ -115,7 +120,7 @@ export abstract class Connection {
     this.#state = 'closed'
     this.#pending = []
     this.#scheduler.forget(this)
-    this.#resolveDone()
+    this.#resolveDone?.()
   }
 
   /** Encodes and writes one batch of frames, in order. */

@@ -27,9 +27,10 @@ export class WebSocketConnection extends Connection {
   lastReceivedAt = Date.now()
   /**
    * Requests of this connection run one after another (protocol.md 2.2): a `subscribe` is in
-   * effect before the frame after it, so "subscribe, then publish" sees its own message.
+   * effect before the frame after it, so "subscribe, then publish" sees its own message. The end
+   * of the queue while it runs; undefined once it ran dry, so that an idle connection holds none.
    */
-  inbound: Promise<void> = Promise.resolve()
+  inbound: Promise<void> | undefined
   readonly #ws: WebSocket
   /** The upgraded socket ws reads from and writes to; fan-out writes finished frames to it directly. */
   readonly #socket: Duplex
@@ -177,9 +178,15 @@ export class WebSocketEndpoint {
 
   /** Runs `task` after the connection's earlier requests; a failure is logged and never stops the queue. */
   #serially(connection: WebSocketConnection, task: () => unknown): void {
-    connection.inbound = connection.inbound.then(async () => void (await task())).catch((error: unknown) => {
-      this.#options.logger.error('pushline: handling a websocket frame failed', error)
-    })
+    const queued: Promise<void> = (connection.inbound ?? Promise.resolve())
+      .then(async () => void (await task()))
+      .catch((error: unknown) => {
+        this.#options.logger.error('pushline: handling a websocket frame failed', error)
+      })
+      .then(() => {
+        if (connection.inbound === queued) connection.inbound = undefined
+      })
+    connection.inbound = queued
   }
 
   #receive(connection: WebSocketConnection, data: RawData, isBinary: boolean, headers: IncomingHttpHeaders): void {
