@@ -1,6 +1,7 @@
 // `pushline/core`: the client API with transports passed as factories only, so that an app bundles
 // just the transports it lists. `pushline` adds transport names and the default list.
 export { PushClient } from './client/client.js'
+export { negotiate } from './client/negotiate.js'
 export type { ClientEvents, ClientState, FallbackEvent, FallbackReason } from './client/client.js'
 export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, StorageLike, SubscribeOptions } from './client/options.js'
 export type { ReconnectOptions } from './client/backoff.js'

@@ -6,6 +6,7 @@ export {
   PushError,
   iframe,
   longPolling,
+  negotiate,
   shortPolling,
   sse,
   websocket,

@@ -209,7 +209,6 @@ function createCore(options: CoreClientOptions): PushClient {
   } = options
   const { initialDelayMs = 500, maxDelayMs = 30_000, resetAfterMs = 5000, retryDelayMs } = options.reconnect ?? {}
   const [first] = factories ?? []
-  if (!first) throw new PushError('NO_TRANSPORT', 'no transports')
   const later = (run: () => void, ms: number): unknown => timers.setTimeout(run, ms)
   const cancel = (handle: unknown): void => timers.clearTimeout(handle)
   const now = (): number => timers.now()
@@ -296,7 +295,7 @@ function createCore(options: CoreClientOptions): PushClient {
   /** One connection attempt, with the negotiation's current transport. */
   const start = (): void => {
     teardown()
-    const attempt: Attempt = (current = { f: plan ? plan.f() : first })
+    const attempt: Attempt = (current = { f: plan ? plan.f() : (first as TransportFactory) })
     deadline = later(() => attempt === current && drop(error('HANDSHAKE_TIMEOUT', 'no hello in time')), handshakeTimeoutMs)
     launch(attempt)
   }
@@ -538,7 +537,7 @@ function createCore(options: CoreClientOptions): PushClient {
   // Negotiation comes with the fallback transports' factories (Negotiate): made last, it gets
   // the functions above.
   const plan: Plan | undefined = factories
-    .find((factory) => factory.negotiate)
+    ?.find((factory) => factory.negotiate)
     ?.negotiate?.(
       options,
       timers,
@@ -553,6 +552,8 @@ function createCore(options: CoreClientOptions): PushClient {
       start,
       moved,
     )
+  // With several transports and no negotiation, all but the first would be silently ignored.
+  if (!first || (!plan && factories[1])) throw new PushError('NO_TRANSPORT', 'no transports, or none negotiates')
 
   // The members of PushClient (its interface documents them).
   return {

@@ -114,7 +114,9 @@ export interface TransportFactory {
   /**
    * Negotiation among several transports (fallback, memory of the winner, upgrade probes). The
    * fallback transports carry it, so that a client with WebSocket only does not bundle it; a
-   * client uses the first one its list has.
+   * client uses the first one its list has, and refuses a list of several without one. A custom
+   * fallback transport sets it to `negotiate` (exported by `pushline/core`).
+   * @default undefined
    */
   readonly negotiate?: Negotiate | undefined
 }

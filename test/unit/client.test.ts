@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { PushClient, PushError, websocket, type PushClientOptions, type PushMessage } from '../../src/index.js'
+import { PushClient, PushError, negotiate, websocket, type PushClientOptions, type PushMessage } from '../../src/index.js'
 import { fakeWebSockets, flush, hello, memoryStorage, useFakeTimers, message } from './fakes.js'
 
 const URL_BASE = 'http://push.test/push'
@@ -157,8 +157,9 @@ describe('transport fallback', () => {
     const other = fakeWebSockets()
     const client = new PushClient({
       url: URL_BASE,
-    storage: memoryStorage(),
-      transports: [websocket(), { name: 'sse', create: (context) => websocket().create({ ...context, platform: { WebSocket: other.WebSocket } }) }],
+      storage: memoryStorage(),
+      // A fallback that negotiates, as sse() would: it must not be tried for a refused token.
+      transports: [websocket(), { name: 'sse', negotiate, create: (context) => websocket().create({ ...context, platform: { WebSocket: other.WebSocket } }) }],
       WebSocket: ws.WebSocket,
     })
     client.connect()

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient as CorePushClient } from '../../src/core.js'
-import { PushError, type CoreClientOptions, type FallbackEvent, type PushMessage } from '../../src/index.js'
+import { PushError, negotiate, type CoreClientOptions, type FallbackEvent, type PushMessage } from '../../src/index.js'
 import { defaultTransports } from '../../src/transports/registry.js'
 import { fakeTransport, memoryStorage, useFakeTimers, message } from './fakes.js'
 
@@ -348,5 +348,36 @@ describe('transports option', () => {
 
   it('pushline/core takes factories only, and needs at least one', () => {
     expect(() => new CorePushClient({ url: URL_BASE, transports: [] })).toThrow(expect.objectContaining({ code: 'NO_TRANSPORT' }))
+  })
+
+  it('refuses several transports of which none negotiates, rather than ignore all but the first', () => {
+    const plain = () => fakeTransport('websocket', { negotiates: false }).factory
+    expect(() => new CorePushClient({ url: URL_BASE, transports: [plain(), plain()] })).toThrow(
+      expect.objectContaining({ code: 'NO_TRANSPORT' }),
+    )
+    // One alone needs no negotiation: it is used as it is.
+    const alone = fakeTransport('websocket', { negotiates: false })
+    const client = new CorePushClient({ url: URL_BASE, transports: [alone.factory], storage: memoryStorage() })
+    client.connect()
+    alone.last.fail(failed())
+    expect(client.state).toBe('reconnecting')
+    client.close()
+  })
+
+  it('lets a custom fallback transport carry negotiate', () => {
+    const ws = fakeTransport('websocket', { negotiates: false })
+    const custom = fakeTransport('long-polling', { negotiates: false })
+    const fallbacks: FallbackEvent[] = []
+    const client = new CorePushClient({
+      url: URL_BASE,
+      transports: [ws.factory, { ...custom.factory, negotiate }],
+      storage: memoryStorage(),
+    })
+    client.on('fallback', (event) => fallbacks.push(event))
+    client.connect()
+    ws.last.fail(failed())
+    expect(fallbacks).toEqual([{ from: 'websocket', to: 'long-polling', reason: 'handshake-failed' }])
+    expect(custom.last.opened).toBe(true)
+    client.close()
   })
 })
