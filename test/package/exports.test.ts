@@ -30,8 +30,8 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Pack
 
 /** Runtime exports each entry must have, by its subpath in package.json `exports`. */
 const EXPECTED: Record<string, string[]> = {
-  '.': ['PushClient', 'PushError', 'iframe', 'longPolling', 'shortPolling', 'sse', 'websocket'],
-  './core': ['PushClient', 'PushError', 'iframe', 'longPolling', 'shortPolling', 'sse', 'websocket'],
+  '.': ['PushClient', 'PushError', 'iframe', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
+  './core': ['PushClient', 'PushError', 'iframe', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
   './server': ['createPushServer', 'MemoryBroker', 'PushError'],
   './react': ['PushProvider', 'usePush'],
   './share': ['tabShare'],
@@ -133,6 +133,17 @@ describe('the built package', () => {
 
   it('imports every entry as ESM and as CJS from this checkout', async () => {
     expectEntries(await load(root))
+  })
+
+  it('loads pushline/share for share: true from the ESM and the CJS build', async () => {
+    // A transport that only says it was opened: the client opens it once the share module is in.
+    const client = (load: string) => `${load}
+const transport = { name: 'websocket', create: () => ({ name: 'websocket', open: () => { console.log('opened'); process.exit(0) }, send() {}, close() {} }) }
+new PushClient({ url: 'http://127.0.0.1:1/push', transports: [transport], share: true, lifecycle: null }).connect()
+setTimeout(() => { console.log('not opened'); process.exit(1) }, 5000)`
+    const esm = await run(process.execPath, ['--input-type=module', '-e', client(`import { PushClient } from 'pushline'`)], { cwd: root })
+    const cjs = await run(process.execPath, ['--input-type=commonjs', '-e', client(`const { PushClient } = require('pushline')`)], { cwd: root })
+    expect([esm.stdout.trim(), cjs.stdout.trim()]).toEqual(['opened', 'opened'])
   })
 
   it('keeps pushline/server out of browser bundles', async () => {
