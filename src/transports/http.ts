@@ -59,15 +59,15 @@ export type OpenStream = (
 interface Stream {
   close?: () => void
   /** The channels of its cursor. */
-  channels?: Set<string>
+  readonly channels: Set<string>
   /** Ended on purpose by a `RECONNECT` close frame: what follows is no failure. */
   ended?: boolean
 }
 
 /**
  * The factory of a transport with one stream per client on `<base>/<path>`; `opener` makes, per
- * connection attempt, the function that opens its streams. Fallback transports all, they carry
- * the negotiation.
+ * connection attempt, the function that opens its streams. Every stream transport is a fallback,
+ * so its factory carries the negotiation.
  */
 export const streamFactory = (
   name: TransportName,
@@ -202,7 +202,7 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
       if (frame.type === 'publish') publish(frame)
       // A subscribe the newest stream carries already is answered by it (the core subscribes
       // every channel again after `hello`).
-      else if (frame.type === 'unsubscribe' || (frame.type === 'subscribe' && !(next ?? live)?.channels?.has(frame.channel))) reopen()
+      else if (frame.type === 'unsubscribe' || (frame.type === 'subscribe' && !(next ?? live)?.channels.has(frame.channel))) reopen()
     },
     close,
   }
