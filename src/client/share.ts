@@ -226,11 +226,8 @@ export function tabShare({
         const send = (frame: ClientFrame): void => {
           if (frame.type !== 'unsubscribe' || real !== active || !wanted(frame.channel)) real.send(frame)
         }
-        const open = (): void => real.open()
-        const served: Transport = { name: real.name, open, close, send }
-        if (!isStream(real)) return served
-        const stream: StreamTransport = { ...served, update: () => real.update() }
-        return stream
+        // The core only sends; the hub reopens a stream itself (`active.update()`).
+        return { name: real.name, open: () => real.open(), close, send }
       },
     })
 
