@@ -12,9 +12,18 @@ import type { ShareFactory, TabShare } from './share.js'
  */
 const shareOnDemand: ShareFactory = (url) => {
   let share: TabShare | undefined
-  const loaded = import('./share.js').then(({ tabShare }) => {
-    share = tabShare()(url)
-  })
+  let loading: Promise<void> | undefined
+  // A failed import (the chunk did not load, offline say) is tried again by the next attempt.
+  const load = (): Promise<void> =>
+    (loading ??= import('./share.js').then(
+      ({ tabShare }) => {
+        share = tabShare()(url)
+      },
+      (error: unknown) => {
+        loading = undefined
+        throw error
+      },
+    ))
   return {
     wrap: (factory: TransportFactory): TransportFactory => ({
       name: factory.name,
@@ -27,7 +36,7 @@ const shareOnDemand: ShareFactory = (url) => {
             return real?.name ?? factory.name
           },
           open() {
-            loaded.then(
+            load().then(
               () => {
                 if (closed) return
                 real = (share ? share.wrap(factory) : factory).create(context)
@@ -44,7 +53,7 @@ const shareOnDemand: ShareFactory = (url) => {
         }
       },
     }),
-    close: () => void loaded.then(() => share?.close()),
+    close: () => void loading?.then(() => share?.close(), () => {}),
   }
 }
 
