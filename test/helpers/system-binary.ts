@@ -22,6 +22,9 @@
  * - Missing under CI=true: the suite fails with that message instead, since CI installs every
  *   binary (.ci/run) and a skip there would hide a broken CI image.
  *
+ * A new binary goes into SYSTEM_BINARIES below (with its Debian package) and into .ci/run's list.
+ * `checkBinary(name)` answers without throwing (e2e/vitest.config.ts uses it to skip a whole run).
+ *
  * PUSHLINE_HIDE_BINARIES=nginx,chromium has the helper treat those as missing, to see the above on
  * a machine that has them. PUSHLINE_CHROMIUM points at another Chromium than the one on PATH.
  */
@@ -154,7 +157,7 @@ export function describeWithBinary(binary: SystemBinary, title: string, body: ()
     describe(title, body)
     return
   }
-  const { status: _, ...missingBinary } = check
+  const missingBinary: MissingBinary = { binary, message: check.message, failsRun: check.failsRun }
   if (!missingBinary.failsRun) {
     // Skipped at collection: the tests are listed as skipped and none of the suite's hooks runs.
     describe(title, { skip: true, meta: { missingBinary } }, body)
