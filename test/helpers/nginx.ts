@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { requireBinary } from './system-binary.js'
 
 /**
  * How the proxy in front of the server behaves:
@@ -60,8 +61,12 @@ async function accepting(port: number): Promise<boolean> {
   })
 }
 
-/** Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`. */
+/**
+ * Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`.
+ * Its tests run inside `describeWithBinary('nginx', ...)`.
+ */
 export async function startNginx(upstreamPort: number, mode: NginxMode): Promise<Nginx> {
+  const nginxPath = requireBinary('nginx')
   const prefix = await mkdtemp(join(tmpdir(), 'pushline-nginx-'))
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
@@ -91,7 +96,7 @@ http {
 }
 `
     await writeFile(join(prefix, 'nginx.conf'), conf)
-    const child: ChildProcess = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], {
+    const child: ChildProcess = spawn(nginxPath, ['-p', prefix, '-c', join(prefix, 'nginx.conf')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     let exited = false

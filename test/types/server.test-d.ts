@@ -1,0 +1,83 @@
+/**
+ * The types of `pushline/server` as an app uses them: the hooks' contexts and answers, publish's
+ * result, and what the compiler refuses. Checked by tsc through vitest's typecheck (`npm test`).
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import { describe, expectTypeOf, test } from 'vitest'
+import {
+  createPushServer,
+  MemoryBroker,
+  PushError,
+  type AuthContext,
+  type Broker,
+  type PublishContext,
+  type PublishHook,
+  type PublishResult,
+  type PublishTransport,
+  type PublishVerdict,
+  type PushServer,
+  type PushServerOptions,
+  type ServerStats,
+} from '../../src/server/index.js'
+
+describe('createPushServer hooks', () => {
+  test('onPublish receives a PublishContext and may accept, transform or reject', () => {
+    createPushServer({
+      onPublish: (context) => {
+        expectTypeOf(context).toEqualTypeOf<PublishContext>()
+        expectTypeOf(context.channel).toBeString()
+        expectTypeOf(context.data).toBeUnknown()
+        expectTypeOf(context.transport).toEqualTypeOf<PublishTransport>()
+        expectTypeOf(context.headers).toEqualTypeOf<IncomingHttpHeaders>()
+        if (context.channel === 'closed') return false
+        if (context.channel === 'upper') return { data: String(context.data).toUpperCase(), event: 'shout' }
+        if (context.channel === 'refused') throw new PushError('PUBLISH_REJECTED', 'no')
+        return undefined
+      },
+    })
+    createPushServer({ onPublish: async () => ({ event: 'checked' }) })
+    expectTypeOf<PublishHook>().toEqualTypeOf<(context: PublishContext) => PublishVerdict | Promise<PublishVerdict>>()
+    // The client transports, and HTTP publish.
+    expectTypeOf<'websocket' | 'sse' | 'long-polling' | 'short-polling' | 'iframe' | 'http'>().toExtend<PublishTransport>()
+  })
+
+  test('authenticate receives an AuthContext and answers with a boolean, or a promise of one', () => {
+    createPushServer({
+      authenticate: (context) => {
+        expectTypeOf(context).toEqualTypeOf<AuthContext>()
+        expectTypeOf(context.token).toEqualTypeOf<string | undefined>()
+        return context.token === 'secret'
+      },
+    })
+    createPushServer({ authenticate: async ({ token }) => token !== undefined })
+    expectTypeOf<NonNullable<PushServerOptions['authenticate']>>().toEqualTypeOf<(context: AuthContext) => boolean | Promise<boolean>>()
+  })
+
+  test('refuses hooks that answer something else', () => {
+    // @ts-expect-error authenticate answers true or false
+    createPushServer({ authenticate: () => 'yes' })
+    // @ts-expect-error onPublish answers nothing, false, or { event?, data? }
+    createPushServer({ onPublish: () => 'ok' })
+    // @ts-expect-error a misspelt transform field
+    createPushServer({ onPublish: () => ({ dat: 1 }) })
+  })
+})
+
+describe('the server', () => {
+  test('publish resolves with a PublishResult', () => {
+    const server = createPushServer({ broker: new MemoryBroker(), transports: ['websocket', 'sse'] })
+    expectTypeOf(server).toEqualTypeOf<PushServer>()
+    expectTypeOf(server.publish('news', { title: 'x' }, { event: 'story' })).toEqualTypeOf<Promise<PublishResult>>()
+    expectTypeOf<PublishResult>().toEqualTypeOf<{ epoch: string; offset: number; id: string }>()
+    expectTypeOf(server.stats()).toEqualTypeOf<ServerStats>()
+    expectTypeOf(server.close()).toEqualTypeOf<Promise<void>>()
+    expectTypeOf(new MemoryBroker()).toExtend<Broker>()
+  })
+
+  test('refuses transports the server does not serve', () => {
+    // @ts-expect-error not a transport
+    createPushServer({ transports: ['carrier-pigeon'] })
+    // @ts-expect-error mqtt is a client transport name the server does not serve itself
+    createPushServer({ transports: ['mqtt'] })
+  })
+})
