@@ -1,16 +1,18 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { RawData } from 'ws'
-import { tokenFromSubprotocols } from './authentication.js'
-import type { AuthVerdict, Authenticator } from './authentication.js'
-import { Connection } from './connection.js'
-import type { FlushScheduler } from './connection.js'
-import type { Hub } from './hub.js'
-import { OutFrame, closeFrame, errorFrame } from './out-frame.js'
-import type { Publisher } from './publisher.js'
-import type { Logger } from './push-server.js'
-import { clientFrameSchema, decodeFrame } from './schema.js'
+import { Connection } from '../hub/connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import type { Hub } from '../hub/hub.js'
+import { OutFrame, closeFrame, errorFrame } from '../hub/out-frame.js'
+import type { Logger } from '../options.js'
+import { tokenFromSubprotocols } from '../policy/authentication.js'
+import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
+import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
+import type { Publisher } from '../policy/publisher.js'
+import type { Endpoint } from './endpoint.js'
+import { sendFrame } from './http-io.js'
 
 const SUBPROTOCOL = 'pushline.v1'
 /** What a client sends once per heartbeat; recognised without JSON.parse and zod. */
@@ -94,7 +96,7 @@ const ignoreError = (): void => {}
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
 
 /** `<base>/ws` (protocol.md 3.2). */
-export class WebSocketEndpoint {
+export class WebSocketEndpoint implements Endpoint {
   readonly #options: WebSocketEndpointOptions
   readonly #wss: WebSocketServer
   #closed = false
@@ -108,6 +110,11 @@ export class WebSocketEndpoint {
       maxPayload: HARD_LIMIT_FACTOR * options.maxFrameBytes,
       handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     })
+  }
+
+  /** A plain request for `<base>/ws`: the client must upgrade. */
+  handle(_req: IncomingMessage, res: ServerResponse): void {
+    sendFrame(res, 426, errorFrame('BAD_FRAME', 'WebSocket upgrade required'), { Upgrade: 'websocket' })
   }
 
   /** Takes over an upgrade request for this endpoint. */

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { CursorEntry } from '../protocol/position.js'
-import type { FlushScheduler } from './connection.js'
-import type { OutFrame } from './out-frame.js'
+import type { CursorEntry } from '../../protocol/position.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import type { OutFrame } from '../hub/out-frame.js'
+import type { Endpoint } from './endpoint.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
 import { CursorTracker, applyLastEventId } from './stream-cursor.js'
 import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
@@ -51,7 +52,7 @@ export interface SseEndpointOptions extends StreamRequestContext {
 }
 
 /** `GET <base>/sse?cursor=<stream cursor>` (protocol.md 3.3). */
-export class SseEndpoint {
+export class SseEndpoint implements Endpoint {
   readonly #options: SseEndpointOptions
 
   constructor(options: SseEndpointOptions) {

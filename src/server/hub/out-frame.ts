@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION } from '../protocol/frames.js'
+import { PROTOCOL_VERSION } from '../../protocol/frames.js'
 import type {
   AckFrame,
   CloseFrame,
@@ -8,9 +8,9 @@ import type {
   HelloFrame,
   ServerFrame,
   TransportName,
-} from '../protocol/frames.js'
-import { formatId } from '../protocol/position.js'
-import type { StoredMessage } from './broker.js'
+} from '../../protocol/frames.js'
+import { formatId } from '../../protocol/position.js'
+import type { StoredMessage } from '../brokers/broker.js'
 
 /** A channel's position after a frame that moves it (`subscribed`, `message`, `gap`). */
 export interface ChannelPosition {

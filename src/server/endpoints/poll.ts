@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Connection } from './connection.js'
-import type { FlushScheduler } from './connection.js'
+import { Connection } from '../hub/connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import { errorFrame } from '../hub/out-frame.js'
+import type { OutFrame } from '../hub/out-frame.js'
+import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
-import { errorFrame } from './out-frame.js'
-import type { OutFrame } from './out-frame.js'
 import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
 
@@ -155,7 +156,7 @@ export interface PollEndpointOptions extends StreamRequestContext {
 }
 
 /** `GET <base>/poll?cursor=<stream cursor>[&hold=<ms>][&session=<id>]` (protocol.md 3.5, 3.6). */
-export class PollEndpoint {
+export class PollEndpoint implements Endpoint {
   readonly #options: PollEndpointOptions
 
   constructor(options: PollEndpointOptions) {

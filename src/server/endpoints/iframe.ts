@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
-import type { FlushScheduler } from './connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import { closeFrame, errorFrame, scriptSafe } from '../hub/out-frame.js'
+import type { OutFrame } from '../hub/out-frame.js'
+import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
-import { closeFrame, errorFrame, scriptSafe } from './out-frame.js'
-import type { OutFrame } from './out-frame.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
 import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
@@ -122,7 +123,7 @@ export interface IframeEndpointOptions extends StreamRequestContext {
 }
 
 /** `GET <base>/iframe?cursor=<stream cursor>&origin=<parent origin>` (protocol.md 3.7). */
-export class IframeEndpoint {
+export class IframeEndpoint implements Endpoint {
   readonly #options: IframeEndpointOptions
 
   constructor(options: IframeEndpointOptions) {

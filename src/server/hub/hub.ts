@@ -1,8 +1,8 @@
-import type { Position } from '../protocol/position.js'
-import type { Broker, Recovery, StoredMessage } from './broker.js'
+import type { Position } from '../../protocol/position.js'
+import type { Broker, Recovery, StoredMessage } from '../brokers/broker.js'
+import type { Logger } from '../options.js'
 import { Connection, FlushScheduler } from './connection.js'
 import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
-import type { Logger } from './push-server.js'
 
 export interface HubOptions {
   broker: Broker
@@ -64,7 +64,8 @@ const SHUTDOWN_RETRY_SPREAD_MS = 2000
 export class Hub {
   readonly scheduler: FlushScheduler
   readonly #options: HubOptions
-  readonly #connections = new Set<Connection>()
+  /** Every connection, with its subscriptions by channel. */
+  readonly #connections = new Map<Connection, Map<string, Subscription>>()
   readonly #channels = new Map<string, LocalChannel>()
   readonly #heartbeat: ReturnType<typeof setInterval>
   #closed = false
@@ -78,7 +79,7 @@ export class Hub {
 
   stats(): { connections: number; channels: number; subscriptions: number } {
     let subscriptions = 0
-    for (const connection of this.#connections) subscriptions += connection.subscriptions.size
+    for (const table of this.#connections.values()) subscriptions += table.size
     return { connections: this.#connections.size, channels: this.#channels.size, subscriptions }
   }
 
@@ -88,13 +89,15 @@ export class Hub {
   }
 
   add(connection: Connection): void {
-    this.#connections.add(connection)
+    if (!this.#connections.has(connection)) this.#connections.set(connection, new Map())
   }
 
   /** Forgets a connection and everything kept for it. Idempotent. */
   remove(connection: Connection): void {
-    if (!this.#connections.delete(connection)) return
-    for (const subscription of connection.subscriptions.values()) this.#detach(subscription)
+    const table = this.#connections.get(connection)
+    if (!table) return
+    this.#connections.delete(connection)
+    for (const subscription of table.values()) this.#detach(subscription)
     connection.markClosed()
   }
 
@@ -105,13 +108,14 @@ export class Hub {
    */
   async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
     const started: Subscription[] = []
+    const table = this.#connections.get(connection)
     for (const request of requests) {
-      if (!connection.isOpen) return
-      const previous = connection.subscriptions.get(request.channel)
+      if (!connection.isOpen || !table) return
+      const previous = table.get(request.channel)
       if (previous) {
         // Subscribing again replaces the subscription (a recovery still running for it is dropped).
         this.#detach(previous)
-      } else if (connection.subscriptions.size >= this.#options.maxSubscriptions) {
+      } else if (table.size >= this.#options.maxSubscriptions) {
         const message = `more than ${this.#options.maxSubscriptions} subscriptions`
         connection.send(new OutFrame(errorFrame('TOO_MANY_SUBSCRIPTIONS', message, request)))
         continue
@@ -134,7 +138,7 @@ export class Hub {
         active: true,
       }
       local.subscribers.add(subscription)
-      connection.subscriptions.set(request.channel, subscription)
+      table.set(request.channel, subscription)
       started.push(subscription)
     }
     const recoveries = await Promise.allSettled(
@@ -156,7 +160,7 @@ export class Hub {
 
   /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
   unsubscribe(connection: Connection, channel: string): void {
-    const subscription = connection.subscriptions.get(channel)
+    const subscription = this.#connections.get(connection)?.get(channel)
     if (subscription) this.#detach(subscription)
   }
 
@@ -164,7 +168,7 @@ export class Hub {
   async shutdown(): Promise<void> {
     this.#closed = true
     clearInterval(this.#heartbeat)
-    const connections = [...this.#connections]
+    const connections = [...this.#connections.keys()]
     for (const connection of connections) {
       const retryMs = Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
       connection.shutdown(closeFrame('SERVER_SHUTDOWN', 'server shutting down', retryMs))
@@ -175,7 +179,7 @@ export class Hub {
       new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS))),
     ])
     clearTimeout(timer)
-    for (const connection of [...this.#connections]) {
+    for (const connection of [...this.#connections.keys()]) {
       connection.terminate()
       this.remove(connection)
     }
@@ -277,7 +281,8 @@ export class Hub {
     subscription.active = false
     subscription.backlog = undefined
     const { connection, channel, local } = subscription
-    if (connection.subscriptions.get(channel) === subscription) connection.subscriptions.delete(channel)
+    const table = this.#connections.get(connection)
+    if (table?.get(channel) === subscription) table.delete(channel)
     local.subscribers.delete(subscription)
     if (local.subscribers.size === 0) this.#release(local)
   }
@@ -294,7 +299,7 @@ export class Hub {
   readonly #beat = (): void => {
     const now = Date.now()
     const deadlineMs = this.#options.heartbeatMs + this.#options.heartbeatGraceMs
-    for (const connection of this.#connections) {
+    for (const connection of this.#connections.keys()) {
       if (connection.isResponsive(now, deadlineMs)) {
         if (connection.wantsPing) connection.send(PING)
       } else {
