@@ -5,7 +5,7 @@ import type { RawData } from 'ws'
 import { Connection } from '../hub/connection.js'
 import type { FlushScheduler } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
-import { OutFrame, closeFrame, errorFrame } from '../hub/out-frame.js'
+import { FrameEncoding, OutFrame, closeFrame, errorFrame } from '../hub/out-frame.js'
 import type { Logger } from '../options.js'
 import { tokenFromSubprotocols } from '../policy/authentication.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
@@ -21,6 +21,34 @@ const PONG = '{"type":"pong"}'
 const MAX_BATCH_BYTES = 1024 * 1024
 /** protocol.md 3.2: the hard limit above which ws closes with 1009. */
 const HARD_LIMIT_FACTOR = 16
+
+/**
+ * The frame's JSON as a whole WebSocket text frame (RFC 6455 5.2: FIN, opcode
+ * 1, unmasked as server frames are, no extension bits). Built once per message
+ * and written as is to every connection, so fan-out costs one socket write per
+ * connection and no per-connection header or send options.
+ */
+const WEBSOCKET_FRAME = new FrameEncoding((frame) => wsTextFrame(Buffer.from(frame.json, 'utf8')))
+
+/** An unmasked, final WebSocket text frame carrying `payload`. */
+export function wsTextFrame(payload: Buffer): Buffer {
+  const length = payload.length
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(headerLength + length)
+  frame[0] = 0x81
+  if (length < 126) {
+    frame[1] = length
+  } else if (length < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  payload.copy(frame, headerLength)
+  return frame
+}
 
 /** A client on a WebSocket: frames of one flush go out as one text message, joined by LF. */
 export class WebSocketConnection extends Connection {
@@ -50,7 +78,7 @@ export class WebSocketConnection extends Connection {
       // build a header, an options object or two and a corked two-chunk writev per connection.
       // Writing beside ws is safe: without permessage-deflate (off here) ws's sender writes
       // synchronously, so its own frames (pong, close) never interleave with this one.
-      this.#socket.write((frames[0] as OutFrame).wsFrame)
+      this.#socket.write((frames[0] as OutFrame).encoded(WEBSOCKET_FRAME))
       return
     }
     let batch = ''

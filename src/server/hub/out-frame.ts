@@ -20,23 +20,37 @@ export interface ChannelPosition {
 }
 
 /**
- * A server frame with its encodings. Fan-out hands one OutFrame to every
- * subscriber, so each encoding is computed at most once per message, not once
- * per connection (lazily: a message with only SSE subscribers never builds the
- * WebSocket payload).
+ * How one endpoint puts a frame on its wire (a WebSocket frame, an SSE
+ * `data:` line, an iframe script argument). Each endpoint defines its own
+ * encodings beside its Connection class; an {@link OutFrame} caches each
+ * encoding's result, so adding a transport touches no shared encoder.
+ */
+export class FrameEncoding<T extends NonNullable<unknown>> {
+  /** This encoding's slot in every frame's cache: an array index is the cheapest lookup on the fan-out path. */
+  readonly slot: number = nextEncodingSlot++
+  readonly encode: (frame: OutFrame) => T
+
+  /** `encode` must be a pure function of the frame: its result is shared by every connection the frame goes to. */
+  constructor(encode: (frame: OutFrame) => T) {
+    this.encode = encode
+  }
+}
+
+let nextEncodingSlot = 0
+
+/**
+ * A server frame, its JSON and its wire encodings. Fan-out hands one OutFrame
+ * to every subscriber, so the JSON and each endpoint's encoding are computed
+ * at most once per message, not once per connection (lazily: a message with
+ * only SSE subscribers never builds the WebSocket bytes).
  */
 export class OutFrame {
   readonly frame: ServerFrame
   /** Set on frames that move a channel's position; SSE turns it into the `id:` cursor. */
   readonly position: ChannelPosition | undefined
   #json: string | undefined
-  #byteLength: number | undefined
-  #wsPayload: Buffer | undefined
-  #wsFrame: Buffer | undefined
-  #sseData: string | undefined
-  #soleIdLine: string | undefined
-  #scriptLiteral: string | undefined
-  #scriptLiteralBytes: number | undefined
+  /** Results of {@link FrameEncoding}s by slot; made on first use. */
+  #encodings: unknown[] | undefined
 
   constructor(frame: ServerFrame, position?: ChannelPosition) {
     this.frame = frame
@@ -48,98 +62,15 @@ export class OutFrame {
     return (this.#json ??= JSON.stringify(this.frame))
   }
 
-  /** Length of {@link json} in UTF-8 bytes. */
-  get byteLength(): number {
-    return (this.#byteLength ??= this.#wsPayload?.length ?? Buffer.byteLength(this.json))
+  /** The frame in `encoding`'s wire form, encoded on first use and then shared. */
+  encoded<T extends NonNullable<unknown>>(encoding: FrameEncoding<T>): T {
+    const encodings = (this.#encodings ??= [])
+    const cached = encodings[encoding.slot]
+    if (cached !== undefined) return cached as T
+    const value = encoding.encode(this)
+    encodings[encoding.slot] = value
+    return value
   }
-
-  /**
-   * UTF-8 bytes of {@link json}. ws would otherwise re-encode the string for
-   * every connection; a Buffer sent with `binary: false` goes out as a text
-   * message as is.
-   */
-  get wsPayload(): Buffer {
-    return (this.#wsPayload ??= Buffer.from(this.json, 'utf8'))
-  }
-
-  /**
-   * {@link wsPayload} as a whole WebSocket text frame (RFC 6455 5.2: FIN,
-   * opcode 1, unmasked as server frames are, no extension bits). Built once
-   * and written as is to every connection, so fan-out costs one socket write
-   * per connection and no per-connection header or send options.
-   */
-  get wsFrame(): Buffer {
-    return (this.#wsFrame ??= wsTextFrame(this.wsPayload))
-  }
-
-  /** The SSE `data:` line (with its LF, without the event's terminating blank line). */
-  get sseData(): string {
-    return (this.#sseData ??= `data: ${this.json}\n`)
-  }
-
-  /**
-   * {@link json} as a JavaScript string literal that is safe inside an HTML
-   * `<script>` element (protocol.md 3.7). A string, not an object literal:
-   * `"__proto__"` keys in an object literal set the prototype instead of a property.
-   */
-  get scriptLiteral(): string {
-    return (this.#scriptLiteral ??= scriptSafe(JSON.stringify(this.json)))
-  }
-
-  /** Length of {@link scriptLiteral} in UTF-8 bytes. */
-  get scriptLiteralBytes(): number {
-    return (this.#scriptLiteralBytes ??= Buffer.byteLength(this.scriptLiteral))
-  }
-
-  /**
-   * The SSE `id:` line for a stream whose only channel is this frame's: then
-   * the stream cursor is just this channel's position, the same for every
-   * such stream.
-   */
-  get soleIdLine(): string {
-    const p = this.position
-    if (!p) throw new Error('soleIdLine of a frame without position')
-    return (this.#soleIdLine ??= `id: ${p.channel}=${formatId(p.epoch, p.offset)}\n`)
-  }
-}
-
-/** An unmasked, final WebSocket text frame carrying `payload`. */
-export function wsTextFrame(payload: Buffer): Buffer {
-  const length = payload.length
-  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
-  const frame = Buffer.allocUnsafe(headerLength + length)
-  frame[0] = 0x81
-  if (length < 126) {
-    frame[1] = length
-  } else if (length < 65536) {
-    frame[1] = 126
-    frame.writeUInt16BE(length, 2)
-  } else {
-    frame[1] = 127
-    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
-    frame.writeUInt32BE(length >>> 0, 6)
-  }
-  payload.copy(frame, headerLength)
-  return frame
-}
-
-const SCRIPT_ESCAPES: Record<string, string> = {
-  '<': '\\u003c',
-  '>': '\\u003e',
-  '&': '\\u0026',
-  '\u2028': '\\u2028',
-  '\u2029': '\\u2029',
-}
-
-/**
- * Makes JSON text (or a JSON string literal) safe inside an HTML `<script>`:
- * without `<` no `</script>`, `<!--` or `<script` can end or change the
- * script element, and U+2028/U+2029 end lines in pre-2019 JavaScript. These
- * characters only occur inside JSON strings, where the `\uXXXX` escape means
- * the same character, so the text still parses to the same value.
- */
-export function scriptSafe(json: string): string {
-  return json.replace(/[<>&\u2028\u2029]/g, (c) => SCRIPT_ESCAPES[c] ?? c)
 }
 
 export const PING = new OutFrame({ type: 'ping' })
