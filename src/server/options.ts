@@ -48,6 +48,7 @@ export type PublishVerdict = void | undefined | false | PublishTransform
  */
 export type PublishHook = (context: PublishContext) => PublishVerdict | Promise<PublishVerdict>
 
+/** What the authenticate option sees of a connection or HTTP publish. */
 export interface AuthContext {
   /** From `Authorization: Bearer`, or the WebSocket auth subprotocol; undefined when the client sent none. */
   token: string | undefined
@@ -55,6 +56,7 @@ export interface AuthContext {
   headers: IncomingHttpHeaders
 }
 
+/** Options of `createPushServer`; every one has a default. */
 export interface PushServerOptions {
   /**
    * Base path of the endpoints (`<path>/ws`, `<path>/sse`, `<path>/poll`, `<path>/iframe`,
@@ -125,6 +127,15 @@ export interface PushServerOptions {
    * @default new MemoryBroker({ historySize, historyTtlMs })
    */
   broker?: Broker
+  /**
+   * How long (ms) a channel keeps its broker subscription after its last subscriber in this
+   * process leaves. Long-polling clients leave and come back on every poll, and short-polling
+   * ones every few seconds; without this each poll would subscribe and unsubscribe the broker,
+   * a round trip each with a networked broker. Nothing published meanwhile is lost: it is in
+   * history for the next subscriber. 0 unsubscribes at once.
+   * @default 5000
+   */
+  brokerLingerMs?: number
   /**
    * Reconnect delay (ms) advised to SSE clients in the `retry:` field.
    * @default 2000

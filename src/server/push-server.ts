@@ -68,6 +68,10 @@ class PushServerImpl implements PushServer {
       if (serialized === undefined) throw new RangeError(`allowedOrigins: not an http(s) origin: ${origin}`)
       allowedOrigins.add(serialized)
     }
+    const brokerLingerMs = options.brokerLingerMs ?? 5000
+    if (!(brokerLingerMs >= 0) || !Number.isFinite(brokerLingerMs)) {
+      throw new RangeError('brokerLingerMs must be a number of milliseconds, 0 or more')
+    }
     const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
     this.#broker =
       options.broker ?? new MemoryBroker({ historySize: options.historySize, historyTtlMs: options.historyTtlMs })
@@ -77,6 +81,7 @@ class PushServerImpl implements PushServer {
       heartbeatGraceMs: options.heartbeatGraceMs ?? 10_000,
       maxSubscriptions,
       maxBufferedBytes,
+      brokerLingerMs: Math.min(brokerLingerMs, MAX_TIMER_MS),
       logger,
     })
     const authenticate = createAuthenticator(options.authenticate, logger)

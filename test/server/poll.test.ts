@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { HelloFrame, ServerFrame } from '../../src/protocol/frames.js'
 import { MemoryBroker, createPushServer } from '../../src/server/index.js'
+import { CountingBroker } from '../brokers/counting-broker.js'
 import { cleanup, delay, eventually, startServer } from './fixture.js'
 import type { TestServer } from './fixture.js'
 
@@ -212,6 +213,23 @@ describe('long-polling', () => {
     })
     expect(await ack.json()).toMatchObject({ type: 'ack', rid: 'r1', offset: 1 })
     expect((await pending).frames).toEqual([expect.objectContaining({ type: 'message', data: 'hi', offset: 1 })])
+  })
+
+  it('keeps one broker subscription for a client that polls again and again', async () => {
+    const broker = new CountingBroker()
+    const server = await startServer({ broker })
+    const { session, frames } = await handshake(server, 'c')
+    const subscribed = frames[0]
+    if (subscribed?.type !== 'subscribed') throw new Error('expected subscribed')
+    for (let offset = 1; offset <= 5; offset++) {
+      await server.push.publish('c', offset)
+      // Published while no poll was open: the next poll recovers it.
+      const answer = await poll(server.base, `cursor=c=${subscribed.epoch}-${offset - 1}&session=${session}`)
+      expect(answer.frames).toEqual([expect.objectContaining({ type: 'message', data: offset, offset })])
+    }
+    expect(broker.subscribes).toBe(1)
+    await server.push.close()
+    expect(broker.active).toBe(0)
   })
 
   it('needs no sticky sessions: consecutive polls on two servers sharing a broker', async () => {

@@ -294,7 +294,8 @@ describe('WebSocket transport', () => {
 
   it('keeps no state for clients that have gone', async () => {
     const broker = new SlowBroker(5)
-    const server = await startServer({ broker })
+    // A short linger: the broker subscriptions must end once it has passed.
+    const server = await startServer({ broker, brokerLingerMs: 50 })
     const clients = await Promise.all([connect(server), connect(server), connect(server)])
     for (const [i, client] of clients.entries()) {
       client.send({ type: 'subscribe', channel: 'shared' })

@@ -10,6 +10,8 @@ export interface HubOptions {
   heartbeatGraceMs: number
   maxSubscriptions: number
   maxBufferedBytes: number
+  /** How long a channel keeps its broker subscription after its last local subscriber left (0: not at all). */
+  brokerLingerMs: number
   logger: Logger
 }
 
@@ -42,13 +44,21 @@ export interface Subscription {
   active: boolean
 }
 
-/** A channel with subscribers in this process: one broker subscription, shared by all of them. */
+/**
+ * A channel with subscribers in this process: one broker subscription, shared
+ * by all of them. It outlives its last subscriber by `brokerLingerMs`, so that
+ * clients that leave and come back at once (every long poll does) find it
+ * still subscribed instead of costing the broker a subscribe and an
+ * unsubscribe each time.
+ */
 interface LocalChannel {
   readonly name: string
   readonly subscribers: Set<Subscription>
   /** Resolves when the broker delivers every message published from now on. */
   ready: Promise<void>
   stop: (() => void) | undefined
+  /** Set while the channel has no subscriber: releases it when it fires. */
+  linger: ReturnType<typeof setTimeout> | undefined
   released: boolean
 }
 
@@ -80,7 +90,10 @@ export class Hub {
   stats(): { connections: number; channels: number; subscriptions: number } {
     let subscriptions = 0
     for (const table of this.#connections.values()) subscriptions += table.size
-    return { connections: this.#connections.size, channels: this.#channels.size, subscriptions }
+    // A lingering channel has no subscriber: it is the broker's, not a client's, and not counted.
+    let channels = 0
+    for (const local of this.#channels.values()) if (local.subscribers.size > 0) channels += 1
+    return { connections: this.#connections.size, channels, subscriptions }
   }
 
   /** False once shutdown has begun: transports that authenticate asynchronously check before adding. */
@@ -183,6 +196,8 @@ export class Hub {
       connection.terminate()
       this.remove(connection)
     }
+    // Channels that were lingering before shutdown began.
+    for (const local of [...this.#channels.values()]) this.#release(local)
   }
 
   /**
@@ -205,12 +220,17 @@ export class Hub {
 
   #localChannel(name: string): LocalChannel {
     const existing = this.#channels.get(name)
-    if (existing) return existing
+    if (existing) {
+      clearTimeout(existing.linger)
+      existing.linger = undefined
+      return existing
+    }
     const local: LocalChannel = {
       name,
       subscribers: new Set(),
       ready: Promise.resolve(),
       stop: undefined,
+      linger: undefined,
       released: false,
     }
     local.ready = this.#options.broker.subscribe(name, (message) => this.#fanOut(local, message)).then(
@@ -284,13 +304,36 @@ export class Hub {
     const table = this.#connections.get(connection)
     if (table?.get(channel) === subscription) table.delete(channel)
     local.subscribers.delete(subscription)
-    if (local.subscribers.size === 0) this.#release(local)
+    if (local.subscribers.size === 0) this.#linger(local)
+  }
+
+  /**
+   * The last local subscriber left: keep the broker subscription a while. A
+   * message published meanwhile reaches nobody here, and nothing is lost: the
+   * broker keeps it in history, and whoever subscribes next recovers it from
+   * their position as usual.
+   */
+  #linger(local: LocalChannel): void {
+    if (local.released || local.linger !== undefined) return
+    const { brokerLingerMs } = this.#options
+    if (brokerLingerMs <= 0 || this.#closed) {
+      this.#release(local)
+      return
+    }
+    local.linger = setTimeout(() => {
+      local.linger = undefined
+      if (local.subscribers.size === 0) this.#release(local)
+    }, brokerLingerMs)
+    // A lingering channel must not keep the process alive.
+    local.linger.unref()
   }
 
   /** The last local subscriber left (or the broker failed): stop the broker subscription. */
   #release(local: LocalChannel): void {
     if (local.released) return
     local.released = true
+    clearTimeout(local.linger)
+    local.linger = undefined
     if (this.#channels.get(local.name) === local) this.#channels.delete(local.name)
     local.stop?.()
     local.stop = undefined
