@@ -1,8 +1,8 @@
 import { PushError, toPushError } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
-import { negotiate } from '../client/negotiate.js'
 import type { PublishFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import { formatCursor } from '../protocol/position.js'
+import { negotiate } from './negotiate.js'
 import type { StreamTransport, TransportContext, TransportFactory } from './transport.js'
 
 // What the HTTP transports (SSE, long and short polling, the iframe stream) share: endpoint URLs,
