@@ -7,7 +7,7 @@ export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, Subs
 export type { ReconnectOptions } from './client/backoff.js'
 export type { LifecycleTarget } from './client/lifecycle.js'
 export type { GapInfo, PushMessage, Subscription, SubscriptionEvents } from './client/subscription.js'
-export { PushError } from './errors.js'
+export { PushError, isPushError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { GapReason, TransportName } from './protocol/frames.js'
 export { websocket } from './transports/websocket.js'

@@ -169,7 +169,6 @@ function createCore(options: CoreClientOptions): PushClient {
 
   const error = (code: ErrorCode, message: string, channel?: string): PushError =>
     new PushError(code, message, { transport: current?._factory.name, channel })
-  const send = (frame: ClientFrame): void => current?._transport?.send(frame)
   const emit = <K extends keyof SubscriptionEmitterEvents>(
     channel: Channel,
     event: K,
@@ -421,7 +420,7 @@ function createCore(options: CoreClientOptions): PushClient {
     const frame: SubscribeFrame = { type: 'subscribe', channel: channel._name, rid: (channel._rid = String(++rid)) }
     channel._confirmed = false
     if (channel._epoch !== undefined) frame.since = `${channel._epoch}-${channel._offset}`
-    send(frame)
+    current?._transport?.send(frame)
   }
 
   const end = (listener: SubscriptionEmitter, failure?: PushError): void => {
@@ -436,7 +435,7 @@ function createCore(options: CoreClientOptions): PushClient {
       listener.emit('error', failure)
       end(listener, failure)
     }
-    if (hello) send({ type: 'unsubscribe', channel: channel._name })
+    if (hello) current?._transport?.send({ type: 'unsubscribe', channel: channel._name })
     flushPublishes(channel._name)
   }
 
@@ -450,7 +449,7 @@ function createCore(options: CoreClientOptions): PushClient {
     if (!hello || pending._sent || (channel && !channel._confirmed)) return
     if (tooLarge(pending._json, maxFrameBytes)) return settle(frame.rid, error('FRAME_TOO_LARGE', 'too large', frame.channel))
     pending._sent = true
-    send(frame)
+    current?._transport?.send(frame)
   }
 
   const flushPublishes = (channel?: string): void => {
@@ -467,8 +466,7 @@ function createCore(options: CoreClientOptions): PushClient {
 
   // Negotiation comes with the fallback transports' factories (Negotiate): made last, it gets
   // the functions above.
-  const negotiate = factories.find((factory) => factory.negotiate)?.negotiate as Negotiate | undefined
-  const plan: Plan | undefined = negotiate?.(
+  const plan: Plan | undefined = (factories.find((factory) => factory.negotiate)?.negotiate as Negotiate | undefined)?.(
       options,
       // Resolved here, so that the negotiation has the same handshake deadline and clock.
       handshakeTimeoutMs,
@@ -529,7 +527,7 @@ function createCore(options: CoreClientOptions): PushClient {
         end(emitter)
         if (!channel?._listeners.delete(emitter) || channel._listeners.size) return
         channels.delete(name)
-        if (hello) send({ type: 'unsubscribe', channel: name })
+        if (hello) current?._transport?.send({ type: 'unsubscribe', channel: name })
       })
       if (listener) subscription.on('message', listener)
       let channel = channels.get(name)

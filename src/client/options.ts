@@ -1,4 +1,3 @@
-import type { TransportName } from '../protocol/frames.js'
 import type {
   EventSourceConstructor,
   FetchLike,
@@ -7,6 +6,7 @@ import type {
   TransportFactory,
   WebSocketConstructor,
 } from '../transports/transport.js'
+import type { RegisteredTransportName } from '../transports/registry.js'
 import type { ReconnectOptions } from './backoff.js'
 import type { LifecycleTarget } from './lifecycle.js'
 import type { ShareFactory } from './share.js'
@@ -140,7 +140,7 @@ export interface PushClientOptions extends Omit<ClientOptions, 'share'> {
    * `longPolling({ holdMs: 10000 })`.
    * @default ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe'] (iframe only where there is a `document`)
    */
-  transports?: ReadonlyArray<TransportName | TransportFactory>
+  transports?: ReadonlyArray<RegisteredTransportName | TransportFactory>
   /**
    * One connection for all tabs of this origin (per `url`). `true` is `tabShare()` of
    * `pushline/share`, loaded when the client first connects (bundlers split it off); pass
