@@ -2,7 +2,6 @@ import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents'
 import { PushError, toPushError, type ErrorCode } from '../errors.js'
 import {
   PROTOCOL_VERSION,
-  type ClientFrame,
   type GapReason,
   type HelloFrame,
   type PublishFrame,
