@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { isPushError } from '../../errors.js'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
 import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
@@ -89,7 +90,7 @@ export class Publisher {
           if (verdict.data !== undefined) data = verdict.data
         }
       } catch (error) {
-        if (isPushError(error, 'PUBLISH_REJECTED')) return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
+        if (isPushError(error) && error.code === 'PUBLISH_REJECTED') return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
         this.#logger.error('pushline: onPublish threw', error)
         return { ok: false, code: 'INTERNAL', message: 'publish failed' }
       }
@@ -106,14 +107,6 @@ export class Publisher {
       return { ok: false, code: 'INTERNAL', message: 'publish failed' }
     }
   }
-}
-
-/**
- * Checked by code, not instanceof: the app may hold another copy of the
- * class (the CJS and ESM builds, or two bundles).
- */
-export function isPushError(error: unknown, code: ErrorCode): error is Error & { code: ErrorCode } {
-  return error instanceof Error && (error as { code?: unknown }).code === code
 }
 
 /**
