@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'SERVER_SHUTDOWN'
   | 'RECONNECT'
   | 'INTERNAL'
+  | 'BROKER_UNAVAILABLE'
   // raised by the client
   | 'PROTOCOL_ERROR'
   | 'TRANSPORT_FAILED'
