@@ -60,8 +60,12 @@ async function accepting(port: number): Promise<boolean> {
   })
 }
 
-/** Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`. */
-export async function startNginx(upstreamPort: number, mode: NginxMode): Promise<Nginx> {
+/**
+ * Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`,
+ * or round-robin (no stickiness) over several.
+ */
+export async function startNginx(upstreamPort: number | readonly number[], mode: NginxMode): Promise<Nginx> {
+  const upstreams = typeof upstreamPort === 'number' ? [upstreamPort] : upstreamPort
   const prefix = await mkdtemp(join(tmpdir(), 'pushline-nginx-'))
   for (let attempt = 0; ; attempt++) {
     const port = await freePort()
@@ -80,10 +84,11 @@ http {
   uwsgi_temp_path ${prefix}/uwsgi;
   scgi_temp_path ${prefix}/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream pushline { ${upstreams.map((port) => `server 127.0.0.1:${port} max_fails=1 fail_timeout=2s;`).join(' ')} }
   server {
     listen 127.0.0.1:${port};
     location / {
-      proxy_pass http://127.0.0.1:${upstreamPort};
+      proxy_pass http://pushline;
       proxy_read_timeout 120s;
       ${modeDirectives[mode]}
     }

@@ -1,0 +1,145 @@
+/**
+ * Several pushline nodes on one Redis, each its own process (test/helpers/push-node-process.ts),
+ * with real clients: publish on one node and receive on the others, lose a node to kill -9,
+ * long-poll through round-robin nginx with every poll on another node.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { PushClient, type GapInfo, type PushMessage, type TransportName } from '../../src/index.js'
+import { startNginx } from '../helpers/nginx.js'
+import { startPushNode, type PushNode } from '../helpers/push-nodes.js'
+import { sleep, waitFor } from '../helpers/push-fixture.js'
+import { hasRedisServer, requireBinary, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
+
+const available = hasRedisServer()
+const transports: TransportName[] = ['websocket', 'sse', 'long-polling']
+
+/** A client subscribed to one channel, recording messages and gaps. */
+function subscriber(url: string, transport: TransportName, channel: string) {
+  const client = new PushClient({ url, transports: [transport], reconnect: { initialDelayMs: 50, maxDelayMs: 500 } })
+  const messages: PushMessage[] = []
+  const gaps: GapInfo[] = []
+  let subscribed = false
+  const subscription = client.subscribe(channel, (message) => messages.push(message))
+  subscription.on('gap', (gap) => gaps.push(gap))
+  subscription.on('subscribed', () => (subscribed = true))
+  client.connect()
+  return { client, messages, gaps, transport, ready: () => waitFor(() => subscribed, `${transport} subscribed`, 15_000) }
+}
+
+const dataOf = (messages: PushMessage[]) => messages.map((m) => (m.data as { n: number }).n)
+const sequence = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+describe.skipIf(!available)('pushline nodes on Redis, each its own process', () => {
+  let redis: RedisServer
+  const nodes: PushNode[] = []
+  const cleanups: Array<() => Promise<void> | void> = []
+  let prefixCount = 0
+  let keyPrefix = ''
+
+  beforeAll(async () => {
+    redis = await startRedisServer()
+  })
+  afterAll(async () => {
+    await redis?.stop()
+  })
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+    await Promise.all(nodes.splice(0).map((node) => node.close()))
+  })
+
+  async function startNodes(count: number): Promise<PushNode[]> {
+    keyPrefix = `nodes${++prefixCount}:`
+    const started = await Promise.all(Array.from({ length: count }, () => startPushNode({ redisUrl: redis.url, keyPrefix })))
+    nodes.push(...started)
+    return started
+  }
+
+  it('publish on node A: clients on B and C, on every transport, get every message once, in order', async () => {
+    const [a, b, c] = await startNodes(3)
+    const clients = transports.flatMap((transport) => [subscriber(b!.url, transport, 'feed'), subscriber(c!.url, transport, 'feed')])
+    cleanups.push(() => clients.forEach(({ client }) => client.close()))
+    await Promise.all(clients.map((s) => s.ready()))
+    for (let n = 1; n <= 300; n++) {
+      await a!.publish('feed', { n })
+      if (n % 50 === 0) await sleep(20)
+    }
+    for (const s of clients) {
+      await waitFor(() => s.messages.length >= 300, `${s.transport} got 300`, 20_000)
+    }
+    await sleep(300)
+    for (const s of clients) {
+      expect(dataOf(s.messages), s.transport).toEqual(sequence(1, 300))
+      expect(s.gaps, s.transport).toEqual([])
+    }
+  }, 60_000)
+
+  it("kill -9 a node mid-stream: its clients reconnect to a survivor and lose nothing while the others keep publishing", async () => {
+    const [a, b, c] = await startNodes(3)
+    // The load balancer: sends new connections to C until C dies, then to B.
+    const balancer = await startTcpProxy(c!.port)
+    cleanups.push(() => balancer.close())
+    const url = `http://127.0.0.1:${balancer.port}/push`
+    const clients = transports.map((transport) => subscriber(url, transport, 'kill'))
+    cleanups.push(() => clients.forEach(({ client }) => client.close()))
+    await Promise.all(clients.map((s) => s.ready()))
+
+    let published = 0
+    const publishers = [a!, b!]
+    const publishing = (async () => {
+      while (published < 600) {
+        // Both surviving nodes publish, alternating.
+        await publishers[published % 2]!.publish('kill', { n: published + 1 })
+        published++
+        if (published % 20 === 0) await sleep(10)
+      }
+    })()
+    await waitFor(() => published >= 200 && clients.every((s) => s.messages.length >= 100), 'stream under way', 20_000)
+    balancer.retarget(b!.port)
+    c!.kill()
+    await publishing
+    for (const s of clients) {
+      await waitFor(() => s.messages.length >= 600, `${s.transport} got 600 after the kill`, 30_000)
+    }
+    await sleep(300)
+    for (const s of clients) {
+      expect(dataOf(s.messages), s.transport).toEqual(sequence(1, 600))
+      expect(s.gaps, s.transport).toEqual([])
+    }
+  }, 90_000)
+
+  it.skipIf(!requireBinary('nginx', 'apt-get install -y --no-install-recommends nginx'))(
+    'long-polling behind round-robin nginx over 3 nodes: 1,000 messages, polls spread over all nodes, nothing lost or repeated',
+    async () => {
+      const started = await startNodes(3)
+      const nginx = await startNginx(
+        started.map((node) => node.port),
+        'websocket',
+      )
+      cleanups.push(() => nginx.stop())
+      const s = subscriber(`${nginx.url}/push`, 'long-polling', 'poll')
+      cleanups.push(() => s.client.close())
+      await s.ready()
+      const before = await Promise.all(started.map((node) => node.requests()))
+      for (let n = 1; n <= 1000; n++) {
+        await started[n % 3]!.publish('poll', { n })
+        // Spread publishes over time so the client makes many polls.
+        if (n % 10 === 0) await sleep(5)
+      }
+      await waitFor(() => s.messages.length >= 1000, 'long-poll got 1000', 30_000)
+      await sleep(300)
+      expect(dataOf(s.messages)).toEqual(sequence(1, 1000))
+      expect(s.gaps).toEqual([])
+      const after = await Promise.all(started.map((node) => node.requests()))
+      const polls = after.map((requests, i) => {
+        const count = (stats: Record<string, number>) => Object.entries(stats).reduce((sum, [path, n]) => (path.endsWith('/poll') ? sum + n : sum), 0)
+        return count(requests) - count(before[i] ?? {})
+      })
+      const total = polls.reduce((sum, n) => sum + n, 0)
+      expect(total).toBeGreaterThanOrEqual(30)
+      // Round robin: every node answered about a third of the polls (no stickiness).
+      for (const count of polls) expect(count).toBeGreaterThanOrEqual(Math.floor(total / 3) - 2)
+    },
+    90_000,
+  )
+})
