@@ -108,6 +108,70 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
     }
   }, 90_000)
 
+  /** Publishes `{ n }` on `node`, retrying while Redis is away; the failures seen, with how long each took. */
+  async function publishThroughOutage(node: PushNode, channel: string, n: number) {
+    const failures: Array<{ code: string; ms: number }> = []
+    for (;;) {
+      const started = Date.now()
+      try {
+        return { ...(await node.publish(channel, { n })), failures }
+      } catch (error) {
+        failures.push({ code: (error as { code?: string }).code ?? 'UNKNOWN', ms: Date.now() - started })
+        if (failures.length > 400) throw error
+        await sleep(50)
+      }
+    }
+  }
+
+  it('Redis restarted empty mid-stream: every client gets one epoch-changed gap, then live messages, nothing twice', async () => {
+    const [a, b, c] = await startNodes(3)
+    const clients = transports.flatMap((transport) => [subscriber(b!.url, transport, 'reset'), subscriber(c!.url, transport, 'reset')])
+    cleanups.push(() => clients.forEach(({ client }) => client.close()))
+    await Promise.all(clients.map((s) => s.ready()))
+    for (let n = 1; n <= 100; n++) await a!.publish('reset', { n })
+    await waitFor(() => clients.every((s) => s.messages.length >= 100), 'first 100', 20_000)
+    await redis.stop()
+    await redis.start()
+    for (let n = 101; n <= 200; n++) await publishThroughOutage(a!, 'reset', n)
+    await waitFor(() => clients.every((s) => s.messages.length >= 200), 'all 200', 30_000)
+    await sleep(300)
+    for (const s of clients) {
+      expect(dataOf(s.messages), s.transport).toEqual(sequence(1, 200))
+      expect(s.gaps.map((gap) => gap.reason), s.transport).toEqual(['epoch-changed'])
+      expect(s.messages[100]?.offset, s.transport).toBe(1)
+    }
+  }, 90_000)
+
+  it('Redis down 10 s: publishes fail fast with BROKER_UNAVAILABLE, clients stay and recover by themselves, nothing published is lost', async () => {
+    const [a, b] = await startNodes(2)
+    const clients = transports.map((transport) => subscriber(b!.url, transport, 'down'))
+    cleanups.push(() => clients.forEach(({ client }) => client.close()))
+    await Promise.all(clients.map((s) => s.ready()))
+    for (let n = 1; n <= 50; n++) await a!.publish('down', { n })
+    await redis.stop()
+    const failures: Array<{ code: string; ms: number }> = []
+    const downSince = Date.now()
+    while (Date.now() - downSince < 10_000) {
+      const started = Date.now()
+      await a!.publish('down', { n: -1 }).catch((error: { code?: string }) => failures.push({ code: error.code ?? 'UNKNOWN', ms: Date.now() - started }))
+      await sleep(200)
+    }
+    expect(failures.length).toBeGreaterThan(10)
+    expect(new Set(failures.map((f) => f.code))).toEqual(new Set(['BROKER_UNAVAILABLE']))
+    // The bound is commandTimeoutMs (2 s by default); during a known outage they fail at once.
+    expect(Math.max(...failures.map((f) => f.ms))).toBeLessThan(2000 + 1000)
+    await redis.start()
+    for (let n = 51; n <= 100; n++) await publishThroughOutage(a!, 'down', n)
+    await waitFor(() => clients.every((s) => s.messages.length >= 100), 'all 100', 30_000)
+    await sleep(300)
+    for (const s of clients) {
+      expect(dataOf(s.messages), s.transport).toEqual(sequence(1, 100))
+      // Redis came back empty: its history is gone, which the clients are told once.
+      expect(s.gaps.map((gap) => gap.reason), s.transport).toEqual(['epoch-changed'])
+    }
+    console.info(`Redis down 10 s: ${failures.length} publishes failed, slowest ${Math.max(...failures.map((f) => f.ms))} ms`)
+  }, 90_000)
+
   it.skipIf(!requireBinary('nginx', 'apt-get install -y --no-install-recommends nginx'))(
     'long-polling behind round-robin nginx over 3 nodes: 1,000 messages, polls spread over all nodes, nothing lost or repeated',
     async () => {
