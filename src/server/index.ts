@@ -20,10 +20,10 @@ export type {
   PushServerOptions,
   ServerStats,
   ServerTransport,
-} from './push-server.js'
-export { MemoryBroker } from './memory-broker.js'
-export type { MemoryBrokerOptions } from './memory-broker.js'
-export type { Broker, Recovery, StoredMessage } from './broker.js'
+} from './options.js'
+export { MemoryBroker } from './brokers/memory-broker.js'
+export type { MemoryBrokerOptions } from './brokers/memory-broker.js'
+export type { Broker, Recovery, StoredMessage } from './brokers/broker.js'
 // Re-exported so a hook can throw PushError('PUBLISH_REJECTED', ...) without importing the client entry.
 export { PushError } from '../errors.js'
 export type { ErrorCode } from '../errors.js'

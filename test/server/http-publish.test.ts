@@ -1,16 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { PushError } from '../../src/server/index.js'
-import { cleanup, connect, startServer } from './fixture.js'
-import type { TestServer } from './fixture.js'
+import { cleanup, connect, startPushFixture } from '../helpers/push-fixture.js'
+import type { PushFixture } from '../helpers/push-fixture.js'
 
 afterEach(cleanup)
 
 async function post(
-  server: TestServer,
+  server: PushFixture,
   body: unknown,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${server.base}/publish`, {
+  const res = await fetch(`${server.directUrl}/publish`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -20,7 +20,7 @@ async function post(
 
 describe('POST <base>/publish', () => {
   it('stores the message, answers with the ack and fans out', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const client = await connect(server)
     client.send({ type: 'subscribe', channel: 'orders' })
     const { epoch } = await client.nextOf('subscribed')
@@ -32,7 +32,7 @@ describe('POST <base>/publish', () => {
   })
 
   it('applies a key once and answers repeats with the first ack', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const client = await connect(server)
     client.send({ type: 'subscribe', channel: 'c' })
     await client.nextOf('subscribed')
@@ -50,7 +50,7 @@ describe('POST <base>/publish', () => {
 
   it('maps the publish policy to 403 and 500, and transforms', async () => {
     const logger = { error: vi.fn() }
-    const server = await startServer({
+    const server = await startPushFixture({
       logger,
       onPublish: async ({ channel, data, transport, headers }) => {
         expect(transport).toBe('http')
@@ -77,7 +77,7 @@ describe('POST <base>/publish', () => {
   })
 
   it('rejects malformed requests with typed errors', async () => {
-    const server = await startServer({ maxFrameBytes: 1024 })
+    const server = await startPushFixture({ maxFrameBytes: 1024 })
     expect(await post(server, '{nope')).toMatchObject({ status: 400, body: { code: 'BAD_FRAME' } })
     expect(await post(server, { channel: 'c' })).toMatchObject({ status: 400, body: { code: 'BAD_FRAME' } })
     expect(await post(server, { channel: 'c d', data: 1 })).toMatchObject({ status: 400, body: { code: 'INVALID_CHANNEL' } })
@@ -85,16 +85,16 @@ describe('POST <base>/publish', () => {
       status: 413,
       body: { type: 'error', code: 'FRAME_TOO_LARGE' },
     })
-    const text = await fetch(`${server.base}/publish`, { method: 'POST', body: '{"channel":"c","data":1}' })
+    const text = await fetch(`${server.directUrl}/publish`, { method: 'POST', body: '{"channel":"c","data":1}' })
     expect(text.status).toBe(400)
-    const get = await fetch(`${server.base}/publish`)
+    const get = await fetch(`${server.directUrl}/publish`)
     expect(get.status).toBe(405)
     // The server still works.
     expect((await post(server, { channel: 'c', data: 1 })).status).toBe(200)
   })
 
   it('answers 413 to a streamed body without a length past the limit', async () => {
-    const server = await startServer({ maxFrameBytes: 1024 })
+    const server = await startPushFixture({ maxFrameBytes: 1024 })
     const chunks = [`{"channel":"c","data":"`, 'x'.repeat(4096), '"}']
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -102,7 +102,7 @@ describe('POST <base>/publish', () => {
         controller.close()
       },
     })
-    const res = await fetch(`${server.base}/publish`, {
+    const res = await fetch(`${server.directUrl}/publish`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body,
@@ -112,7 +112,7 @@ describe('POST <base>/publish', () => {
   })
 
   it('requires authentication when configured', async () => {
-    const server = await startServer({ authenticate: ({ token }) => token === 'secret' })
+    const server = await startPushFixture({ authenticate: ({ token }) => token === 'secret' })
     expect(await post(server, { channel: 'c', data: 1 })).toEqual({
       status: 401,
       body: { type: 'error', code: 'UNAUTHORIZED', message: expect.any(String) },

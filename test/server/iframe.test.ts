@@ -3,8 +3,8 @@ import type { IncomingMessage } from 'node:http'
 import { createContext, runInContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ServerFrame } from '../../src/protocol/frames.js'
-import { cleanup, delay, eventually, startServer } from './fixture.js'
-import type { TestServer } from './fixture.js'
+import { cleanup, sleep, startPushFixture, waitFor } from '../helpers/push-fixture.js'
+import type { PushFixture } from '../helpers/push-fixture.js'
 
 afterEach(cleanup)
 
@@ -62,14 +62,14 @@ class IframeReader {
         if (frame && (pings || frame.type !== 'ping')) return frame
       }
       if (Date.now() > deadline) throw new Error(`no frame in time; raw: ${this.raw.slice(-300)}`)
-      await delay(5)
+      await sleep(5)
     }
   }
 }
 
-function openIframe(server: TestServer, query: string, headers: Record<string, string> = {}): Promise<IframeReader> {
+function openIframe(server: PushFixture, query: string, headers: Record<string, string> = {}): Promise<IframeReader> {
   return new Promise((resolve, reject) => {
-    const req = request(`${server.base}/iframe?${query}`, { headers })
+    const req = request(`${server.directUrl}/iframe?${query}`, { headers })
     req.on('response', (res) => resolve(new IframeReader(res, () => req.destroy())))
     req.on('error', reject)
     req.end()
@@ -80,7 +80,7 @@ const originParam = (origin: string) => `origin=${encodeURIComponent(origin)}`
 
 describe('iframe stream', () => {
   it('answers with an HTML document: headers, prologue with the origin, padding, then one script per batch', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const c = await server.push.publish('c', 1)
     const stream = await openIframe(server, `cursor=c&${originParam(server.origin)}`)
     const { headers } = stream.res
@@ -109,11 +109,11 @@ describe('iframe stream', () => {
     expect(await stream.next()).toMatchObject({ type: 'message', data: { n: 2 }, offset: 2 })
     expect(stream.scripts.at(-1)).toMatch(/^f\(".*"\)$/)
     stream.close()
-    await eventually(() => server.push.stats().connections === 0)
+    await waitFor(() => server.push.stats().connections === 0, 'the server to forget every connection')
   })
 
   it('escapes frames so that no data can end or change the script, and posts them unchanged', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const stream = await openIframe(server, `cursor=x&${originParam(server.origin)}`)
     await stream.next()
     await stream.next()
@@ -148,7 +148,7 @@ describe('iframe stream', () => {
   })
 
   it('recycles the stream past iframeMaxBytes with a RECONNECT close frame; reopening continues', async () => {
-    const server = await startServer({ iframeMaxBytes: 8192 })
+    const server = await startPushFixture({ iframeMaxBytes: 8192 })
     const c = await server.push.publish('c', 0)
     const stream = await openIframe(server, `cursor=c=${c.epoch}-1&${originParam(server.origin)}`)
     await stream.next()
@@ -158,7 +158,7 @@ describe('iframe stream', () => {
       await server.push.publish('c', blob)
       await new Promise((resolve) => setImmediate(resolve))
     }
-    await eventually(() => stream.ended)
+    await waitFor(() => stream.ended, 'the stream to end')
     const frames = stream.frames.filter((f) => f.type !== 'ping')
     expect(frames.at(-1)).toEqual({ type: 'close', code: 'RECONNECT', message: expect.any(String), retryMs: 0 })
     expect(Buffer.byteLength(stream.raw)).toBeGreaterThanOrEqual(8192)
@@ -166,7 +166,7 @@ describe('iframe stream', () => {
     const offsets = frames.flatMap((f) => (f.type === 'message' ? [f.offset] : []))
     expect(offsets[0]).toBe(2)
     expect(offsets.length).toBeLessThan(11)
-    await eventually(() => server.push.stats().connections === 0)
+    await waitFor(() => server.push.stats().connections === 0, 'the server to forget every connection')
 
     const last = offsets.at(-1) ?? 0
     const again = await openIframe(server, `cursor=c=${c.epoch}-${last}&${originParam(server.origin)}`)
@@ -177,9 +177,9 @@ describe('iframe stream', () => {
   })
 
   it('accepts only its own origin and allowedOrigins: 403 for others, 400 without one', async () => {
-    const server = await startServer({ allowedOrigins: ['https://app.example.com/'] })
+    const server = await startPushFixture({ allowedOrigins: ['https://app.example.com/'] })
     const status = async (query: string, headers: Record<string, string> = {}) => {
-      const res = await fetch(`${server.base}/iframe?cursor=c&${query}`, { headers })
+      const res = await fetch(`${server.directUrl}/iframe?cursor=c&${query}`, { headers })
       await res.body?.cancel()
       return res.status
     }
@@ -195,13 +195,13 @@ describe('iframe stream', () => {
     for (const bad of ['', 'origin=null', originParam('https://app.example.com/'), originParam('javascript:alert(1)')]) {
       expect(await status(bad)).toBe(400)
     }
-    const forbidden = await fetch(`${server.base}/iframe?cursor=c&${originParam('https://evil.example')}`)
+    const forbidden = await fetch(`${server.directUrl}/iframe?cursor=c&${originParam('https://evil.example')}`)
     expect(await forbidden.json()).toMatchObject({ type: 'error', code: 'SUBSCRIBE_REJECTED' })
     expect(server.push.stats().connections).toBe(0)
   })
 
   it('sends ping frames every heartbeatMs', async () => {
-    const server = await startServer({ heartbeatMs: 100 })
+    const server = await startPushFixture({ heartbeatMs: 100 })
     const stream = await openIframe(server, `cursor=c&${originParam(server.origin)}`)
     await stream.next()
     await stream.next()
@@ -210,7 +210,7 @@ describe('iframe stream', () => {
   })
 
   it('authenticates with the request headers (cookies); 401 without', async () => {
-    const server = await startServer({
+    const server = await startPushFixture({
       authenticate: ({ token, transport, headers }) => transport === 'iframe' && token === undefined && headers.cookie === 'sid=ok',
     })
     const denied = await openIframe(server, `cursor=c&${originParam(server.origin)}`)
@@ -221,12 +221,12 @@ describe('iframe stream', () => {
   })
 
   it('ends the stream with the shutdown close frame when the server closes', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const stream = await openIframe(server, `cursor=c&${originParam(server.origin)}`)
     await stream.next()
     await stream.next()
     await server.push.close()
-    await eventually(() => stream.ended)
+    await waitFor(() => stream.ended, 'the stream to end')
     expect(stream.frames.at(-1)).toMatchObject({ type: 'close', code: 'SERVER_SHUTDOWN' })
   })
 })

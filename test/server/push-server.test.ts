@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
 import { createPushServer } from '../../src/server/index.js'
-import { FrameClient, cleanup, connect, startServer } from './fixture.js'
+import { FrameClient, cleanup, connect, startPushFixture } from '../helpers/push-fixture.js'
 
 afterEach(cleanup)
 
@@ -11,26 +11,31 @@ describe('createPushServer', () => {
   it('passes requests outside <path>/ to the app installed before it', async () => {
     const seen: string[] = []
     // An Express or Fastify app is one request listener like this one.
-    const server = await startServer({}, (req, res) => {
-      seen.push(req.url ?? '')
-      res.end('app')
-    })
+    const server = await startPushFixture(
+      {},
+      {
+        app: (req, res) => {
+          seen.push(req.url ?? '')
+          res.end('app')
+        },
+      },
+    )
     for (const path of ['/', '/pushy', '/push', '/other/push/sse']) {
       expect(await (await fetch(`${server.origin}${path}`)).text()).toBe('app')
     }
     expect(seen).toEqual(['/', '/pushy', '/push', '/other/push/sse'])
-    const ours = await fetch(`${server.base}/unknown`)
+    const ours = await fetch(`${server.directUrl}/unknown`)
     expect(ours.status).toBe(404)
     expect(seen).toHaveLength(4)
   })
 
   it('answers 404 to requests nobody handles instead of hanging', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     expect((await fetch(`${server.origin}/elsewhere`)).status).toBe(404)
   })
 
   it('leaves WebSocket upgrades for other paths to other listeners', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const other = new WebSocketServer({ noServer: true })
     server.http.on('upgrade', (req, socket, head) => {
       if (req.url === '/chat') other.handleUpgrade(req, socket, head, (ws) => ws.send('chat here'))
@@ -45,16 +50,16 @@ describe('createPushServer', () => {
   })
 
   it('closes upgrades for unknown paths when nobody else listens, and 404s a turned-off transport', async () => {
-    const server = await startServer({ transports: ['sse'] })
+    const server = await startPushFixture({ transports: ['sse'] })
     await expect(FrameClient.open(`${server.origin.replace('http', 'ws')}/nowhere`)).rejects.toThrow()
     await expect(FrameClient.open(server.wsUrl)).rejects.toThrow('HTTP 404')
-    const hello = await fetch(`${server.base}/sse`)
+    const hello = await fetch(`${server.directUrl}/sse`)
     expect(hello.status).toBe(200)
     await hello.body?.cancel()
   })
 
   it('lists the offered transports in hello in the given order', async () => {
-    const server = await startServer({ transports: ['sse', 'websocket'] })
+    const server = await startPushFixture({ transports: ['sse', 'websocket'] })
     const client = await FrameClient.open(server.wsUrl)
     expect(await client.next()).toMatchObject({ type: 'hello', transports: ['sse', 'websocket'] })
   })
@@ -88,7 +93,7 @@ describe('createPushServer', () => {
   })
 
   it('publishes from the server, validating its input', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     await expect(server.push.publish('bad name', 1)).rejects.toMatchObject({ code: 'INVALID_CHANNEL' })
     await expect(server.push.publish('c', 1n)).rejects.toMatchObject({ code: 'BAD_FRAME' })
     const cyclic: Record<string, unknown> = {}
@@ -100,7 +105,7 @@ describe('createPushServer', () => {
 
   it('keeps what was published: an object changed afterwards changes neither history nor replays', async () => {
     const kept: Record<string, unknown>[] = []
-    const server = await startServer({
+    const server = await startPushFixture({
       // A hook that hands back an object it keeps and changes later.
       onPublish: ({ data }) => {
         const copy = { ...(data as object), hooked: 1 }
@@ -136,10 +141,10 @@ describe('createPushServer', () => {
   })
 
   it('restores the app listener when closed', async () => {
-    const server = await startServer({}, (_req, res) => res.end('app'))
+    const server = await startPushFixture({}, { app: (_req, res) => res.end('app') })
     await server.push.close()
     expect(server.http.listenerCount('request')).toBe(1)
-    expect(await (await fetch(`${server.base}/sse`)).text()).toBe('app')
+    expect(await (await fetch(`${server.directUrl}/sse`)).text()).toBe('app')
   })
 
   it('serves several attachments and detaches them all on close', async () => {

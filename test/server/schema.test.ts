@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { clientFrameSchema, decodeFrame, httpPublishSchema } from '../../src/server/schema.js'
+import { clientFrameSchema, decodeFrame, httpPublishSchema } from '../../src/server/policy/frame-schema.js'
 
 const MAX = 1024
 

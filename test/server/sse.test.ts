@@ -3,8 +3,8 @@ import type { IncomingMessage } from 'node:http'
 import { EventSource } from 'eventsource'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ServerFrame } from '../../src/protocol/frames.js'
-import { cleanup, delay, eventually, startServer } from './fixture.js'
-import type { TestServer } from './fixture.js'
+import { cleanup, sleep, startPushFixture, waitFor } from '../helpers/push-fixture.js'
+import type { PushFixture } from '../helpers/push-fixture.js'
 
 afterEach(cleanup)
 
@@ -51,14 +51,14 @@ class RawStream {
         if (event && (pings || event.frame?.type !== 'ping')) return event
       }
       if (Date.now() > deadline) throw new Error(`no event in time; raw: ${this.raw.slice(-500)}`)
-      await delay(5)
+      await sleep(5)
     }
   }
 }
 
-function openStream(server: TestServer, query: string, headers: Record<string, string> = {}): Promise<RawStream> {
+function openStream(server: PushFixture, query: string, headers: Record<string, string> = {}): Promise<RawStream> {
   return new Promise((resolve, reject) => {
-    const req = request(`${server.base}/sse${query}`, { headers: { Accept: 'text/event-stream', ...headers } })
+    const req = request(`${server.directUrl}/sse${query}`, { headers: { Accept: 'text/event-stream', ...headers } })
     req.on('response', (res) => resolve(new RawStream(res, () => req.destroy())))
     req.on('error', reject)
     req.end()
@@ -72,7 +72,7 @@ async function getJson(url: string, headers: Record<string, string> = {}): Promi
 
 describe('SSE transport', () => {
   it('answers with the headers, retry, padding and hello of protocol.md 3.3', async () => {
-    const server = await startServer({ sseRetryMs: 1500 })
+    const server = await startPushFixture({ sseRetryMs: 1500 })
     const epoch = (await server.push.publish('orders', 'x')).epoch
     const stream = await openStream(server, '?cursor=orders')
     expect(stream.res.statusCode).toBe(200)
@@ -109,7 +109,7 @@ describe('SSE transport', () => {
   })
 
   it('carries the whole stream cursor in every position-changing id, and none on ping', async () => {
-    const server = await startServer({ heartbeatMs: 100 })
+    const server = await startPushFixture({ heartbeatMs: 100 })
     const a = await server.push.publish('a', 1)
     await server.push.publish('a', 2)
     const b = await server.push.publish('b', 1)
@@ -133,7 +133,7 @@ describe('SSE transport', () => {
   })
 
   it('lets Last-Event-ID override the query for the channels the query names', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const first = await server.push.publish('a', 1)
     for (let i = 2; i <= 4; i++) await server.push.publish('a', i)
     const b = await server.push.publish('b', 1)
@@ -150,13 +150,13 @@ describe('SSE transport', () => {
   })
 
   it('rejects malformed cursors with 400 and an error frame', async () => {
-    const server = await startServer({ maxSubscriptions: 2 })
-    const bad = async (cursor: string) => (await getJson(`${server.base}/sse?cursor=${encodeURIComponent(cursor)}`)).body
+    const server = await startPushFixture({ maxSubscriptions: 2 })
+    const bad = async (cursor: string) => (await getJson(`${server.directUrl}/sse?cursor=${encodeURIComponent(cursor)}`)).body
     expect(await bad('a,a')).toMatchObject({ type: 'error', code: 'BAD_FRAME' })
     expect(await bad('a=nope')).toMatchObject({ type: 'error', code: 'BAD_FRAME' })
     expect(await bad('a b')).toMatchObject({ type: 'error', code: 'INVALID_CHANNEL' })
     expect(await bad('a,b,c')).toMatchObject({ type: 'error', code: 'TOO_MANY_SUBSCRIPTIONS' })
-    expect((await getJson(`${server.base}/sse?cursor=a,a`)).status).toBe(400)
+    expect((await getJson(`${server.directUrl}/sse?cursor=a,a`)).status).toBe(400)
     // An empty cursor is a valid stream with no subscriptions.
     const empty = await openStream(server, '')
     expect(await empty.next()).toEqual({ id: '', frame: expect.objectContaining({ type: 'hello' }) })
@@ -164,9 +164,9 @@ describe('SSE transport', () => {
   })
 
   it('resumes with a plain EventSource across a dropped stream, without loss or duplicates', async () => {
-    const server = await startServer({ sseRetryMs: 50 })
+    const server = await startPushFixture({ sseRetryMs: 50 })
     const epoch = (await server.push.publish('feed', 0)).epoch
-    const es = new EventSource(`${server.base}/sse?cursor=feed=${epoch}-1`)
+    const es = new EventSource(`${server.directUrl}/sse?cursor=feed=${epoch}-1`)
     const got: { type: string; offset?: number; lastEventId: string }[] = []
     es.onmessage = (event) => {
       const frame = JSON.parse(event.data) as ServerFrame
@@ -174,14 +174,14 @@ describe('SSE transport', () => {
       got.push({ type: frame.type, offset: 'offset' in frame ? frame.offset : undefined, lastEventId: event.lastEventId })
     }
     try {
-      await eventually(() => got.some((f) => f.type === 'subscribed'))
+      await waitFor(() => got.some((f) => f.type === 'subscribed'), 'subscribed')
       await server.push.publish('feed', 2)
-      await eventually(() => got.some((f) => f.offset === 2 && f.type === 'message'))
+      await waitFor(() => got.some((f) => f.offset === 2 && f.type === 'message'), 'message 2')
       // Cut the stream from the server side, then publish while the client is away.
       for (const socket of server.sockets) socket.destroy()
       await server.push.publish('feed', 3)
       await server.push.publish('feed', 4)
-      await eventually(() => got.filter((f) => f.type === 'message').length === 3, 3000)
+      await waitFor(() => got.filter((f) => f.type === 'message').length === 3, 'three messages', 3000)
       expect(got.filter((f) => f.type === 'message').map((f) => f.offset)).toEqual([2, 3, 4])
       expect(got.at(-1)?.lastEventId).toBe(`feed=${epoch}-4`)
       // The second hello carried the cursor EventSource sent back as Last-Event-ID.
@@ -193,12 +193,12 @@ describe('SSE transport', () => {
   })
 
   it('authenticates with a Bearer token: 401 without, stream with', async () => {
-    const server = await startServer({ authenticate: ({ token, transport }) => transport === 'sse' && token === 't0k' })
-    expect(await getJson(`${server.base}/sse?cursor=a`)).toEqual({
+    const server = await startPushFixture({ authenticate: ({ token, transport }) => transport === 'sse' && token === 't0k' })
+    expect(await getJson(`${server.directUrl}/sse?cursor=a`)).toEqual({
       status: 401,
       body: { type: 'error', code: 'UNAUTHORIZED', message: expect.any(String) },
     })
-    const es = new EventSource(`${server.base}/sse?cursor=a`, {
+    const es = new EventSource(`${server.directUrl}/sse?cursor=a`, {
       fetch: (url, init) => fetch(url, { ...init, headers: { ...init.headers, Authorization: 'Bearer t0k' } }),
     })
     try {
@@ -212,7 +212,7 @@ describe('SSE transport', () => {
   })
 
   it('drops a stream that does not drain (slow consumer) and forgets it', async () => {
-    const server = await startServer({ maxBufferedBytes: 256 * 1024 })
+    const server = await startPushFixture({ maxBufferedBytes: 256 * 1024 })
     const stream = await openStream(server, '?cursor=big')
     await stream.next()
     await stream.next()
@@ -222,14 +222,14 @@ describe('SSE transport', () => {
     stream.res.socket.on('close', () => (closed = true))
     for (let i = 0; i < 400 && !closed; i++) {
       await server.push.publish('big', blob)
-      await delay(1)
+      await sleep(1)
     }
-    await eventually(() => server.push.stats().connections === 0, 5000)
+    await waitFor(() => server.push.stats().connections === 0, 'the server to forget every connection', 5000)
     expect(server.push.stats()).toEqual({ connections: 0, channels: 0, subscriptions: 0 })
   })
 
   it('drops a stream whose output has not drained for heartbeatMs + grace', async () => {
-    const server = await startServer({ heartbeatMs: 100, heartbeatGraceMs: 100, maxBufferedBytes: 2 ** 30 })
+    const server = await startPushFixture({ heartbeatMs: 100, heartbeatGraceMs: 100, maxBufferedBytes: 2 ** 30 })
     const stream = await openStream(server, '?cursor=big')
     await stream.next()
     await stream.next()
@@ -237,14 +237,14 @@ describe('SSE transport', () => {
     const blob = 'x'.repeat(1_000_000)
     // Enough to fill the kernel's socket buffers, so the response stops draining.
     for (let i = 0; i < 40 && server.push.stats().connections === 1; i++) await server.push.publish('big', blob)
-    await eventually(() => server.push.stats().connections === 0, 3000)
+    await waitFor(() => server.push.stats().connections === 0, 'the server to forget every connection', 3000)
   })
 
   it('answers 404 for a transport that is turned off', async () => {
-    const server = await startServer({ transports: ['websocket'] })
-    const res = await fetch(`${server.base}/sse?cursor=a`)
+    const server = await startPushFixture({ transports: ['websocket'] })
+    const res = await fetch(`${server.directUrl}/sse?cursor=a`)
     expect(res.status).toBe(404)
-    const hello = await fetch(`${server.base}/ws`)
+    const hello = await fetch(`${server.directUrl}/ws`)
     expect(hello.status).toBe(426)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { CursorTracker, applyLastEventId, parseRequestCursor } from '../../src/server/stream-cursor.js'
+import { CursorTracker, applyLastEventId, parseRequestCursor } from '../../src/server/endpoints/stream-cursor.js'
 
 describe('request cursors', () => {
   it('parses entries in order, with and without positions', () => {

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws'
 import type { Position } from '../../src/protocol/position.js'
 import { MemoryBroker, PushError } from '../../src/server/index.js'
 import type { Broker, Recovery, StoredMessage } from '../../src/server/index.js'
-import { FrameClient, cleanup, connect, delay, eventually, startServer } from './fixture.js'
+import { FrameClient, cleanup, connect, sleep, startPushFixture, waitFor } from '../helpers/push-fixture.js'
 
 afterEach(cleanup)
 
@@ -16,7 +16,7 @@ class SlowBroker implements Broker {
     return this.inner.publish(channel, event, data)
   }
   async subscribe(channel: string, listener: (m: StoredMessage) => void): Promise<() => void> {
-    await delay(this.latencyMs)
+    await sleep(this.latencyMs)
     const stop = await this.inner.subscribe(channel, listener)
     this.active++
     return () => {
@@ -25,9 +25,9 @@ class SlowBroker implements Broker {
     }
   }
   async recover(channel: string, since: Position | undefined): Promise<Recovery> {
-    await delay(this.latencyMs)
+    await sleep(this.latencyMs)
     const recovery = await this.inner.recover(channel, since)
-    await delay(this.latencyMs) // messages published now are not in this recovery
+    await sleep(this.latencyMs) // messages published now are not in this recovery
     return recovery
   }
   close(): Promise<void> {
@@ -37,7 +37,7 @@ class SlowBroker implements Broker {
 
 describe('WebSocket transport', () => {
   it('sends hello first, with the selected subprotocol', async () => {
-    const server = await startServer({ heartbeatMs: 5000, maxFrameBytes: 4096 })
+    const server = await startPushFixture({ heartbeatMs: 5000, maxFrameBytes: 4096 })
     const client = await FrameClient.open(server.wsUrl, ['pushline.v1', 'pushline.auth.eA'])
     expect(client.ws.protocol).toBe('pushline.v1')
     const hello = await client.next()
@@ -53,7 +53,7 @@ describe('WebSocket transport', () => {
   })
 
   it('replays from since, then delivers live, in order', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const first = await server.push.publish('orders', { n: 1 })
     await server.push.publish('orders', { n: 2 }, { event: 'order-update' })
     await server.push.publish('orders', { n: 3 })
@@ -75,7 +75,7 @@ describe('WebSocket transport', () => {
   })
 
   it('subscribes live from now without since, and reports gaps on resume', async () => {
-    const server = await startServer({ historySize: 2 })
+    const server = await startPushFixture({ historySize: 2 })
     const first = await server.push.publish('c', 1)
     for (let i = 2; i <= 5; i++) await server.push.publish('c', i)
     const client = await connect(server)
@@ -93,19 +93,19 @@ describe('WebSocket transport', () => {
 
   it('resumes race-free with an async broker: no loss, no duplicate, strict order', async () => {
     const broker = new SlowBroker(50)
-    const server = await startServer({ broker })
+    const server = await startPushFixture({ broker })
     const first = await server.push.publish('c', 1)
     await server.push.publish('c', 2)
     const client = await connect(server)
     client.send({ type: 'subscribe', channel: 'c', since: `${first.epoch}-1` })
     // The broker listens from t=50 and snapshots history at t=100, answering at t=150.
-    await delay(20)
+    await sleep(20)
     await server.push.publish('c', 3) // before the listener: only in the recovery
-    await delay(55)
+    await sleep(55)
     await server.push.publish('c', 4) // in the backlog and in the recovery: sent once
-    await delay(50)
+    await sleep(50)
     await server.push.publish('c', 5) // after the snapshot: only in the backlog
-    await delay(50)
+    await sleep(50)
     await server.push.publish('c', 6) // live
     expect(await client.next()).toMatchObject({ type: 'subscribed', offset: 1 })
     const offsets: number[] = []
@@ -118,7 +118,7 @@ describe('WebSocket transport', () => {
   })
 
   it('batches the frames of one turn into one message, split by LF', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const client = await connect(server)
     client.send({ type: 'subscribe', channel: 'c' })
     await client.nextOf('subscribed')
@@ -133,7 +133,7 @@ describe('WebSocket transport', () => {
   })
 
   it('answers bad frames with typed errors and keeps the connection working', async () => {
-    const server = await startServer({ maxFrameBytes: 1024 })
+    const server = await startPushFixture({ maxFrameBytes: 1024 })
     const client = await connect(server)
     const bystander = await connect(server)
     bystander.send({ type: 'subscribe', channel: 'c' })
@@ -165,7 +165,7 @@ describe('WebSocket transport', () => {
   })
 
   it('closes with 1009 above the hard limit and keeps serving others', async () => {
-    const server = await startServer({ maxFrameBytes: 1024 })
+    const server = await startPushFixture({ maxFrameBytes: 1024 })
     const bystander = await connect(server)
     const client = await connect(server)
     client.send('x'.repeat(16 * 1024 + 1))
@@ -175,11 +175,11 @@ describe('WebSocket transport', () => {
     const fresh = await connect(server)
     fresh.send({ type: 'subscribe', channel: 'c' })
     expect(await fresh.next()).toMatchObject({ type: 'subscribed' })
-    await eventually(() => server.push.stats().connections === 2)
+    await waitFor(() => server.push.stats().connections === 2, 'the server to drop the oversized client')
   })
 
   it('stops delivery on unsubscribe and replaces a subscription on re-subscribe', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const client = await connect(server)
     client.send({ type: 'subscribe', channel: 'c' })
     const subscribed = await client.nextOf('subscribed')
@@ -188,13 +188,13 @@ describe('WebSocket transport', () => {
     expect(server.push.stats()).toEqual({ connections: 1, channels: 1, subscriptions: 1 })
     client.send({ type: 'unsubscribe', channel: 'c' })
     client.send({ type: 'unsubscribe', channel: 'never-subscribed' })
-    await eventually(() => server.push.stats().subscriptions === 0)
+    await waitFor(() => server.push.stats().subscriptions === 0, 'the unsubscribe to take effect')
     await server.push.publish('c', 1)
     expect(await client.idle(50)).toEqual([])
   })
 
   it('limits subscriptions per connection', async () => {
-    const server = await startServer({ maxSubscriptions: 2 })
+    const server = await startPushFixture({ maxSubscriptions: 2 })
     const client = await connect(server)
     for (const channel of ['a', 'b', 'c']) client.send({ type: 'subscribe', channel, rid: channel })
     const frames = [await client.next(), await client.next(), await client.next()]
@@ -208,7 +208,7 @@ describe('WebSocket transport', () => {
 
   it('publishes with ack, applies keys once, and runs the publish policy', async () => {
     const logger = { error: vi.fn() }
-    const server = await startServer({
+    const server = await startPushFixture({
       logger,
       onPublish: ({ channel, data, transport, session, headers }) => {
         expect(transport).toBe('websocket')
@@ -257,11 +257,11 @@ describe('WebSocket transport', () => {
 
   it('authenticates with the subprotocol token and closes unauthorized clients with 4401', async () => {
     const tokens: (string | undefined)[] = []
-    const server = await startServer({
+    const server = await startPushFixture({
       authenticate: async ({ token, transport }) => {
         tokens.push(token)
         expect(transport).toBe('websocket')
-        await delay(5)
+        await sleep(5)
         return token === 'sésame'
       },
     })
@@ -279,7 +279,7 @@ describe('WebSocket transport', () => {
   })
 
   it('drops a client that stops answering pings, keeps one that answers', async () => {
-    const server = await startServer({ heartbeatMs: 100, heartbeatGraceMs: 100 })
+    const server = await startPushFixture({ heartbeatMs: 100, heartbeatGraceMs: 100 })
     const alive = await connect(server)
     const dead = await connect(server)
     dead.autoPong = false
@@ -287,14 +287,15 @@ describe('WebSocket transport', () => {
     const closed = await dead.closed
     expect(closed.code).toBe(1006) // terminated: no close handshake on a dead link
     expect(alive.ws.readyState).toBe(WebSocket.OPEN)
-    await delay(300)
+    await sleep(300)
     expect(alive.ws.readyState).toBe(WebSocket.OPEN)
     expect(server.push.stats().connections).toBe(1)
   })
 
   it('keeps no state for clients that have gone', async () => {
     const broker = new SlowBroker(5)
-    const server = await startServer({ broker })
+    // A short linger: the broker subscriptions must end once it has passed.
+    const server = await startPushFixture({ broker, brokerLingerMs: 50 })
     const clients = await Promise.all([connect(server), connect(server), connect(server)])
     for (const [i, client] of clients.entries()) {
       client.send({ type: 'subscribe', channel: 'shared' })
@@ -311,13 +312,13 @@ describe('WebSocket transport', () => {
     await clients[0]?.close()
     clients[1]?.ws.terminate()
     clients[2]?.ws.terminate()
-    await eventually(() => server.push.stats().connections === 0)
+    await waitFor(() => server.push.stats().connections === 0, 'the server to forget every connection')
     expect(server.push.stats()).toEqual({ connections: 0, channels: 0, subscriptions: 0 })
-    await eventually(() => broker.active === 0)
+    await waitFor(() => broker.active === 0, 'the broker subscriptions to end')
   })
 
   it('sends a close frame with a spread retryMs on shutdown; close is idempotent', async () => {
-    const server = await startServer()
+    const server = await startPushFixture()
     const clients = await Promise.all([connect(server), connect(server)])
     const closing = Promise.all([server.push.close(), server.push.close()])
     for (const client of clients) {

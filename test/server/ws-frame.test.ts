@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createRequire } from 'node:module'
-import { wsTextFrame } from '../../src/server/out-frame.js'
+import { wsTextFrame } from '../../src/server/endpoints/websocket.js'
 
 // ws's own framing, which its types don't export.
 const Sender = (createRequire(import.meta.url)('ws') as { Sender: { frame: (data: Buffer, options: object) => Buffer[] } }).Sender

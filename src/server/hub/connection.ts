@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import type { TransportName } from '../protocol/frames.js'
+import type { TransportName } from '../../protocol/frames.js'
 import type { OutFrame } from './out-frame.js'
-import type { Subscription } from './hub.js'
 
 /**
  * Collects the connections that got frames during this event-loop turn and
@@ -61,8 +60,6 @@ export abstract class Connection {
    * hold time anyway, and a ping would only end it early.
    */
   readonly wantsPing: boolean = true
-  /** This connection's subscriptions by channel; maintained by the hub. */
-  readonly subscriptions = new Map<string, Subscription>()
   #state: ConnectionState = 'open'
   #pending: OutFrame[] = []
   readonly #scheduler: FlushScheduler

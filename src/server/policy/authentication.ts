@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { Logger, PublishTransport, PushServerOptions } from './push-server.js'
+import type { Logger, PublishTransport, PushServerOptions } from '../options.js'
 
 export type AuthVerdict = 'ok' | 'unauthorized' | 'failed'
 

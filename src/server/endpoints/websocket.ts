@@ -1,16 +1,18 @@
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
 import type { RawData } from 'ws'
-import { tokenFromSubprotocols } from './authentication.js'
-import type { AuthVerdict, Authenticator } from './authentication.js'
-import { Connection } from './connection.js'
-import type { FlushScheduler } from './connection.js'
-import type { Hub } from './hub.js'
-import { OutFrame, closeFrame, errorFrame } from './out-frame.js'
-import type { Publisher } from './publisher.js'
-import type { Logger } from './push-server.js'
-import { clientFrameSchema, decodeFrame } from './schema.js'
+import { Connection } from '../hub/connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import type { Hub } from '../hub/hub.js'
+import { FrameEncoding, OutFrame, closeFrame, errorFrame } from '../hub/out-frame.js'
+import type { Logger } from '../options.js'
+import { tokenFromSubprotocols } from '../policy/authentication.js'
+import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
+import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
+import type { Publisher } from '../policy/publisher.js'
+import type { Endpoint } from './endpoint.js'
+import { sendFrame } from './http-io.js'
 
 const SUBPROTOCOL = 'pushline.v1'
 /** What a client sends once per heartbeat; recognised without JSON.parse and zod. */
@@ -19,6 +21,34 @@ const PONG = '{"type":"pong"}'
 const MAX_BATCH_BYTES = 1024 * 1024
 /** protocol.md 3.2: the hard limit above which ws closes with 1009. */
 const HARD_LIMIT_FACTOR = 16
+
+/**
+ * The frame's JSON as a whole WebSocket text frame (RFC 6455 5.2: FIN, opcode
+ * 1, unmasked as server frames are, no extension bits). Built once per message
+ * and written as is to every connection, so fan-out costs one socket write per
+ * connection and no per-connection header or send options.
+ */
+const WEBSOCKET_FRAME = new FrameEncoding((frame) => wsTextFrame(Buffer.from(frame.json, 'utf8')))
+
+/** An unmasked, final WebSocket text frame carrying `payload`. */
+export function wsTextFrame(payload: Buffer): Buffer {
+  const length = payload.length
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(headerLength + length)
+  frame[0] = 0x81
+  if (length < 126) {
+    frame[1] = length
+  } else if (length < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  payload.copy(frame, headerLength)
+  return frame
+}
 
 /** A client on a WebSocket: frames of one flush go out as one text message, joined by LF. */
 export class WebSocketConnection extends Connection {
@@ -48,7 +78,7 @@ export class WebSocketConnection extends Connection {
       // build a header, an options object or two and a corked two-chunk writev per connection.
       // Writing beside ws is safe: without permessage-deflate (off here) ws's sender writes
       // synchronously, so its own frames (pong, close) never interleave with this one.
-      this.#socket.write((frames[0] as OutFrame).wsFrame)
+      this.#socket.write((frames[0] as OutFrame).encoded(WEBSOCKET_FRAME))
       return
     }
     let batch = ''
@@ -94,7 +124,7 @@ const ignoreError = (): void => {}
 const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
 
 /** `<base>/ws` (protocol.md 3.2). */
-export class WebSocketEndpoint {
+export class WebSocketEndpoint implements Endpoint {
   readonly #options: WebSocketEndpointOptions
   readonly #wss: WebSocketServer
   #closed = false
@@ -108,6 +138,11 @@ export class WebSocketEndpoint {
       maxPayload: HARD_LIMIT_FACTOR * options.maxFrameBytes,
       handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     })
+  }
+
+  /** A plain request for `<base>/ws`: the client must upgrade. */
+  handle(_req: IncomingMessage, res: ServerResponse): void {
+    sendFrame(res, 426, errorFrame('BAD_FRAME', 'WebSocket upgrade required'), { Upgrade: 'websocket' })
   }
 
   /** Takes over an upgrade request for this endpoint. */

@@ -1,7 +1,7 @@
-import type { ErrorCode } from '../protocol/frames.js'
-import { formatId, isChannelName, parseCursor, parseId } from '../protocol/position.js'
-import type { CursorEntry, Position } from '../protocol/position.js'
-import type { ChannelPosition } from './out-frame.js'
+import type { ErrorCode } from '../../protocol/frames.js'
+import { formatId, isChannelName, parseCursor, parseId } from '../../protocol/position.js'
+import type { CursorEntry, Position } from '../../protocol/position.js'
+import type { ChannelPosition } from '../hub/out-frame.js'
 
 // Stream cursors for the transports that carry one stream per request and
 // name their subscriptions in it (SSE, long and short polling, the iframe

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import type { AckFrame, ErrorCode, ErrorFrame } from '../protocol/frames.js'
-import type { Broker } from './broker.js'
-import { ackFrame, errorFrame } from './out-frame.js'
-import type { Logger, PublishHook, PublishTransport } from './push-server.js'
+import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
+import type { Broker } from '../brokers/broker.js'
+import { ackFrame, errorFrame } from '../hub/out-frame.js'
+import type { Logger, PublishHook, PublishTransport } from '../options.js'
 
 /** A client's publish, validated. */
 export interface PublishRequest {

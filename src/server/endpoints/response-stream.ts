@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Connection } from './connection.js'
-import type { FlushScheduler } from './connection.js'
+import { Connection } from '../hub/connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
 
 /**
  * A client on one long-lived HTTP response (SSE, the iframe stream): each

@@ -1,8 +1,8 @@
-import type { Position } from '../protocol/position.js'
-import type { Broker, Recovery, StoredMessage } from './broker.js'
+import type { Position } from '../../protocol/position.js'
+import type { Broker, Recovery, StoredMessage } from '../brokers/broker.js'
+import type { Logger } from '../options.js'
 import { Connection, FlushScheduler } from './connection.js'
 import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
-import type { Logger } from './push-server.js'
 
 export interface HubOptions {
   broker: Broker
@@ -10,6 +10,8 @@ export interface HubOptions {
   heartbeatGraceMs: number
   maxSubscriptions: number
   maxBufferedBytes: number
+  /** How long a channel keeps its broker subscription after its last local subscriber left (0: not at all). */
+  brokerLingerMs: number
   logger: Logger
 }
 
@@ -42,13 +44,21 @@ export interface Subscription {
   active: boolean
 }
 
-/** A channel with subscribers in this process: one broker subscription, shared by all of them. */
+/**
+ * A channel with subscribers in this process: one broker subscription, shared
+ * by all of them. It outlives its last subscriber by `brokerLingerMs`, so that
+ * clients that leave and come back at once (every long poll does) find it
+ * still subscribed instead of costing the broker a subscribe and an
+ * unsubscribe each time.
+ */
 interface LocalChannel {
   readonly name: string
   readonly subscribers: Set<Subscription>
   /** Resolves when the broker delivers every message published from now on. */
   ready: Promise<void>
   stop: (() => void) | undefined
+  /** Set while the channel has no subscriber: releases it when it fires. */
+  linger: ReturnType<typeof setTimeout> | undefined
   released: boolean
 }
 
@@ -64,7 +74,8 @@ const SHUTDOWN_RETRY_SPREAD_MS = 2000
 export class Hub {
   readonly scheduler: FlushScheduler
   readonly #options: HubOptions
-  readonly #connections = new Set<Connection>()
+  /** Every connection, with its subscriptions by channel. */
+  readonly #connections = new Map<Connection, Map<string, Subscription>>()
   readonly #channels = new Map<string, LocalChannel>()
   readonly #heartbeat: ReturnType<typeof setInterval>
   #closed = false
@@ -78,8 +89,11 @@ export class Hub {
 
   stats(): { connections: number; channels: number; subscriptions: number } {
     let subscriptions = 0
-    for (const connection of this.#connections) subscriptions += connection.subscriptions.size
-    return { connections: this.#connections.size, channels: this.#channels.size, subscriptions }
+    for (const table of this.#connections.values()) subscriptions += table.size
+    // A lingering channel has no subscriber: it is the broker's, not a client's, and not counted.
+    let channels = 0
+    for (const local of this.#channels.values()) if (local.subscribers.size > 0) channels += 1
+    return { connections: this.#connections.size, channels, subscriptions }
   }
 
   /** False once shutdown has begun: transports that authenticate asynchronously check before adding. */
@@ -88,13 +102,15 @@ export class Hub {
   }
 
   add(connection: Connection): void {
-    this.#connections.add(connection)
+    if (!this.#connections.has(connection)) this.#connections.set(connection, new Map())
   }
 
   /** Forgets a connection and everything kept for it. Idempotent. */
   remove(connection: Connection): void {
-    if (!this.#connections.delete(connection)) return
-    for (const subscription of connection.subscriptions.values()) this.#detach(subscription)
+    const table = this.#connections.get(connection)
+    if (!table) return
+    this.#connections.delete(connection)
+    for (const subscription of table.values()) this.#detach(subscription)
     connection.markClosed()
   }
 
@@ -105,13 +121,14 @@ export class Hub {
    */
   async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
     const started: Subscription[] = []
+    const table = this.#connections.get(connection)
     for (const request of requests) {
-      if (!connection.isOpen) return
-      const previous = connection.subscriptions.get(request.channel)
+      if (!connection.isOpen || !table) return
+      const previous = table.get(request.channel)
       if (previous) {
         // Subscribing again replaces the subscription (a recovery still running for it is dropped).
         this.#detach(previous)
-      } else if (connection.subscriptions.size >= this.#options.maxSubscriptions) {
+      } else if (table.size >= this.#options.maxSubscriptions) {
         const message = `more than ${this.#options.maxSubscriptions} subscriptions`
         connection.send(new OutFrame(errorFrame('TOO_MANY_SUBSCRIPTIONS', message, request)))
         continue
@@ -134,7 +151,7 @@ export class Hub {
         active: true,
       }
       local.subscribers.add(subscription)
-      connection.subscriptions.set(request.channel, subscription)
+      table.set(request.channel, subscription)
       started.push(subscription)
     }
     const recoveries = await Promise.allSettled(
@@ -156,7 +173,7 @@ export class Hub {
 
   /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
   unsubscribe(connection: Connection, channel: string): void {
-    const subscription = connection.subscriptions.get(channel)
+    const subscription = this.#connections.get(connection)?.get(channel)
     if (subscription) this.#detach(subscription)
   }
 
@@ -164,7 +181,7 @@ export class Hub {
   async shutdown(): Promise<void> {
     this.#closed = true
     clearInterval(this.#heartbeat)
-    const connections = [...this.#connections]
+    const connections = [...this.#connections.keys()]
     for (const connection of connections) {
       const retryMs = Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
       connection.shutdown(closeFrame('SERVER_SHUTDOWN', 'server shutting down', retryMs))
@@ -175,10 +192,12 @@ export class Hub {
       new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS))),
     ])
     clearTimeout(timer)
-    for (const connection of [...this.#connections]) {
+    for (const connection of [...this.#connections.keys()]) {
       connection.terminate()
       this.remove(connection)
     }
+    // Channels that were lingering before shutdown began.
+    for (const local of [...this.#channels.values()]) this.#release(local)
   }
 
   /**
@@ -201,12 +220,17 @@ export class Hub {
 
   #localChannel(name: string): LocalChannel {
     const existing = this.#channels.get(name)
-    if (existing) return existing
+    if (existing) {
+      clearTimeout(existing.linger)
+      existing.linger = undefined
+      return existing
+    }
     const local: LocalChannel = {
       name,
       subscribers: new Set(),
       ready: Promise.resolve(),
       stop: undefined,
+      linger: undefined,
       released: false,
     }
     local.ready = this.#options.broker.subscribe(name, (message) => this.#fanOut(local, message)).then(
@@ -277,15 +301,39 @@ export class Hub {
     subscription.active = false
     subscription.backlog = undefined
     const { connection, channel, local } = subscription
-    if (connection.subscriptions.get(channel) === subscription) connection.subscriptions.delete(channel)
+    const table = this.#connections.get(connection)
+    if (table?.get(channel) === subscription) table.delete(channel)
     local.subscribers.delete(subscription)
-    if (local.subscribers.size === 0) this.#release(local)
+    if (local.subscribers.size === 0) this.#linger(local)
+  }
+
+  /**
+   * The last local subscriber left: keep the broker subscription a while. A
+   * message published meanwhile reaches nobody here, and nothing is lost: the
+   * broker keeps it in history, and whoever subscribes next recovers it from
+   * their position as usual.
+   */
+  #linger(local: LocalChannel): void {
+    if (local.released || local.linger !== undefined) return
+    const { brokerLingerMs } = this.#options
+    if (brokerLingerMs <= 0 || this.#closed) {
+      this.#release(local)
+      return
+    }
+    local.linger = setTimeout(() => {
+      local.linger = undefined
+      if (local.subscribers.size === 0) this.#release(local)
+    }, brokerLingerMs)
+    // A lingering channel must not keep the process alive.
+    local.linger.unref()
   }
 
   /** The last local subscriber left (or the broker failed): stop the broker subscription. */
   #release(local: LocalChannel): void {
     if (local.released) return
     local.released = true
+    clearTimeout(local.linger)
+    local.linger = undefined
     if (this.#channels.get(local.name) === local) this.#channels.delete(local.name)
     local.stop?.()
     local.stop = undefined
@@ -294,7 +342,7 @@ export class Hub {
   readonly #beat = (): void => {
     const now = Date.now()
     const deadlineMs = this.#options.heartbeatMs + this.#options.heartbeatGraceMs
-    for (const connection of this.#connections) {
+    for (const connection of this.#connections.keys()) {
       if (connection.isResponsive(now, deadlineMs)) {
         if (connection.wantsPing) connection.send(PING)
       } else {

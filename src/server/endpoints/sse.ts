@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { CursorEntry } from '../protocol/position.js'
-import type { FlushScheduler } from './connection.js'
-import type { OutFrame } from './out-frame.js'
+import { formatId } from '../../protocol/position.js'
+import type { CursorEntry } from '../../protocol/position.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import { FrameEncoding } from '../hub/out-frame.js'
+import type { OutFrame } from '../hub/out-frame.js'
+import type { Endpoint } from './endpoint.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
 import { CursorTracker, applyLastEventId } from './stream-cursor.js'
 import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
@@ -9,6 +12,20 @@ import type { StreamRequestContext } from './stream-request.js'
 
 /** A comment line of 2 KiB: some proxies and browsers hold the first bytes until they have this many. */
 const PADDING = `:${' '.repeat(2047)}\n`
+
+/** The SSE `data:` line of a frame (with its LF, without the event's terminating blank line). */
+const DATA_LINE = new FrameEncoding((frame) => `data: ${frame.json}\n`)
+
+/**
+ * The `id:` line for a stream whose only channel is the frame's: then the
+ * stream cursor is just this channel's position, the same for every such stream.
+ * Only for frames with a position.
+ */
+const SOLE_CHANNEL_ID_LINE = new FrameEncoding((frame) => {
+  const position = frame.position
+  if (!position) throw new Error('id line of a frame without position')
+  return `id: ${position.channel}=${formatId(position.epoch, position.offset)}\n`
+})
 
 /**
  * A client on an SSE response: each frame is one event with one `data:`
@@ -31,7 +48,7 @@ export class SseConnection extends ResponseStreamConnection {
       if (frame.position) {
         this.#cursor.advance(frame.position)
         // Alone on the stream, the channel's position is the cursor: the line is shared by all such streams.
-        out += this.#cursor.size === 1 ? frame.soleIdLine : `id: ${this.#cursor.format()}\n`
+        out += this.#cursor.size === 1 ? frame.encoded(SOLE_CHANNEL_ID_LINE) : `id: ${this.#cursor.format()}\n`
       } else if (frame.frame.type === 'hello') {
         // protocol.md 3.3: hello carries the cursor the request asked for.
         out += `id: ${this.#cursor.format()}\n`
@@ -39,7 +56,7 @@ export class SseConnection extends ResponseStreamConnection {
         // A plain EventSource reconnects by itself; this makes it wait as long as the close frame asks.
         out += `retry: ${frame.frame.retryMs}\n`
       }
-      out += `${frame.sseData}\n`
+      out += `${frame.encoded(DATA_LINE)}\n`
     }
     this.writeChunk(out)
   }
@@ -51,7 +68,7 @@ export interface SseEndpointOptions extends StreamRequestContext {
 }
 
 /** `GET <base>/sse?cursor=<stream cursor>` (protocol.md 3.3). */
-export class SseEndpoint {
+export class SseEndpoint implements Endpoint {
   readonly #options: SseEndpointOptions
 
   constructor(options: SseEndpointOptions) {

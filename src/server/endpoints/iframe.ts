@@ -1,13 +1,44 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
-import type { FlushScheduler } from './connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import { FrameEncoding, closeFrame, errorFrame } from '../hub/out-frame.js'
+import type { OutFrame } from '../hub/out-frame.js'
+import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
-import { closeFrame, errorFrame, scriptSafe } from './out-frame.js'
-import type { OutFrame } from './out-frame.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
 import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
+
+const SCRIPT_ESCAPES: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+}
+
+/**
+ * Makes JSON text (or a JSON string literal) safe inside an HTML `<script>`:
+ * without `<` no `</script>`, `<!--` or `<script` can end or change the
+ * script element, and U+2028/U+2029 end lines in pre-2019 JavaScript. These
+ * characters only occur inside JSON strings, where the `\uXXXX` escape means
+ * the same character, so the text still parses to the same value.
+ */
+function scriptSafe(json: string): string {
+  return json.replace(/[<>&\u2028\u2029]/g, (c) => SCRIPT_ESCAPES[c] ?? c)
+}
+
+/**
+ * The frame's JSON as a JavaScript string literal that is safe inside an HTML
+ * `<script>` element (protocol.md 3.7), with its length in UTF-8 bytes. A
+ * string, not an object literal: `"__proto__"` keys in an object literal set
+ * the prototype instead of a property.
+ */
+const SCRIPT_ARGUMENT = new FrameEncoding((frame) => {
+  const literal = scriptSafe(JSON.stringify(frame.json))
+  return { literal, bytes: Buffer.byteLength(literal) }
+})
 
 /** After the prologue: some browsers neither render nor run scripts of a document before its first KiBs. */
 const PADDING = `${' '.repeat(2048)}\n`
@@ -97,8 +128,9 @@ export class IframeConnection extends ResponseStreamConnection {
         full = true
         break
       }
-      args = args === '' ? frame.scriptLiteral : `${args},${frame.scriptLiteral}`
-      bytes += frame.scriptLiteralBytes + 1
+      const argument = frame.encoded(SCRIPT_ARGUMENT)
+      args = args === '' ? argument.literal : `${args},${argument.literal}`
+      bytes += argument.bytes + 1
     }
     if (args !== '') {
       this.writeChunk(`${this.#scriptStart}${args}${SCRIPT_END}`)
@@ -108,7 +140,7 @@ export class IframeConnection extends ResponseStreamConnection {
   }
 
   #recycle(): void {
-    this.writeChunk(`${this.#scriptStart}${RECYCLE.scriptLiteral}${SCRIPT_END}`)
+    this.writeChunk(`${this.#scriptStart}${RECYCLE.encoded(SCRIPT_ARGUMENT).literal}${SCRIPT_END}`)
     this.end()
     this.#release()
   }
@@ -122,7 +154,7 @@ export interface IframeEndpointOptions extends StreamRequestContext {
 }
 
 /** `GET <base>/iframe?cursor=<stream cursor>&origin=<parent origin>` (protocol.md 3.7). */
-export class IframeEndpoint {
+export class IframeEndpoint implements Endpoint {
   readonly #options: IframeEndpointOptions
 
   constructor(options: IframeEndpointOptions) {

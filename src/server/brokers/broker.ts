@@ -1,5 +1,5 @@
-import type { GapReason } from '../protocol/frames.js'
-import type { Position } from '../protocol/position.js'
+import type { GapReason } from '../../protocol/frames.js'
+import type { Position } from '../../protocol/position.js'
 
 /** A message as stored by a broker. */
 export interface StoredMessage {

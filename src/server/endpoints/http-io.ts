@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { ServerFrame } from '../protocol/frames.js'
+import type { ServerFrame } from '../../protocol/frames.js'
 
 // Plain HTTP exchanges of the push endpoints: frame bodies in and out, tokens.
 

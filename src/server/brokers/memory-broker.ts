@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { PushError } from '../errors.js'
-import type { Position } from '../protocol/position.js'
+import { PushError } from '../../errors.js'
+import type { Position } from '../../protocol/position.js'
 import type { Broker, Recovery, StoredMessage } from './broker.js'
 
 export interface MemoryBrokerOptions {

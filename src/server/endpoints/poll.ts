@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Connection } from './connection.js'
-import type { FlushScheduler } from './connection.js'
+import { Connection } from '../hub/connection.js'
+import type { FlushScheduler } from '../hub/connection.js'
+import { FrameEncoding, errorFrame } from '../hub/out-frame.js'
+import type { OutFrame } from '../hub/out-frame.js'
+import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
-import { errorFrame } from './out-frame.js'
-import type { OutFrame } from './out-frame.js'
 import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
 
@@ -18,6 +19,9 @@ const MAX_ANSWER_BYTES = 1024 * 1024
 /** `session` parameter: base64url, as this server makes them, with room for other servers' ids. */
 const SESSION_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 const HOLD_PATTERN = /^\d{1,10}$/
+
+/** A frame's NDJSON line and its length in UTF-8 bytes, counted once per message for the answer's size limit. */
+const NDJSON_LINE = new FrameEncoding((frame) => ({ line: frame.json, bytes: Buffer.byteLength(frame.json) }))
 
 type PollState = 'resolving' | 'holding' | 'answered'
 
@@ -76,8 +80,9 @@ export class PollConnection extends Connection {
         this.#full = true
         break
       }
-      this.#lines.push(frame.json)
-      this.#bytes += frame.byteLength + 1
+      const { line, bytes } = frame.encoded(NDJSON_LINE)
+      this.#lines.push(line)
+      this.#bytes += bytes + 1
     }
     if (this.#state !== 'holding') return
     if (this.#full) {
@@ -155,7 +160,7 @@ export interface PollEndpointOptions extends StreamRequestContext {
 }
 
 /** `GET <base>/poll?cursor=<stream cursor>[&hold=<ms>][&session=<id>]` (protocol.md 3.5, 3.6). */
-export class PollEndpoint {
+export class PollEndpoint implements Endpoint {
   readonly #options: PollEndpointOptions
 
   constructor(options: PollEndpointOptions) {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { ErrorCode } from '../protocol/frames.js'
+import type { ErrorCode } from '../../protocol/frames.js'
+import { errorFrame } from '../hub/out-frame.js'
+import type { Authenticator } from '../policy/authentication.js'
+import { decodeFrame, httpPublishSchema } from '../policy/frame-schema.js'
+import type { Publisher } from '../policy/publisher.js'
+import type { Endpoint } from './endpoint.js'
 import { bearerToken, isJsonContentType, readBody, sendFrame } from './http-io.js'
-import { errorFrame } from './out-frame.js'
-import type { Publisher } from './publisher.js'
-import { decodeFrame, httpPublishSchema } from './schema.js'
-import type { Authenticator } from './authentication.js'
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   FRAME_TOO_LARGE: 413,
@@ -16,7 +17,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 }
 
 /** `POST <base>/publish` (protocol.md 3.4). */
-export class HttpPublishEndpoint {
+export class HttpPublishEndpoint implements Endpoint {
   readonly #publisher: Publisher
   readonly #authenticate: Authenticator
   readonly #maxFrameBytes: number

@@ -1,7 +1,7 @@
 import { z } from 'zod'
-import type { ErrorFrame } from '../protocol/frames.js'
-import { CHANNEL_PATTERN, parseId } from '../protocol/position.js'
-import { errorFrame } from './out-frame.js'
+import type { ErrorFrame } from '../../protocol/frames.js'
+import { CHANNEL_PATTERN, parseId } from '../../protocol/position.js'
+import { errorFrame } from '../hub/out-frame.js'
 
 // Schemas for every frame a client may send (protocol.md 2.2). z.object drops
 // unknown fields, which is what "receivers MUST ignore fields they do not know" asks.
@@ -39,9 +39,6 @@ export const httpPublishSchema = z.object({
   rid: shortString.default('http'),
   ...publishFields,
 })
-
-export type ClientFrameInput = z.output<typeof clientFrameSchema>
-export type HttpPublishInput = z.output<typeof httpPublishSchema>
 
 export type Decoded<T> = { ok: true; frame: T } | { ok: false; error: ErrorFrame }
 
