@@ -1,6 +1,6 @@
 /** ChannelFeed's ordering and hole filling, with history read from a fake stream. */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import type { StoredMessage } from '../../src/server/broker.js'
+import type { StoredMessage } from '../../src/server/brokers/broker.js'
 import { ChannelFeed, type HistoryRead } from '../../src/server/brokers/redis/channel-feed.js'
 
 const message = (epoch: string, offset: number): StoredMessage => ({ channel: 'c', event: 'message', data: offset, epoch, offset })

@@ -5,10 +5,11 @@
  */
 import { createClient } from 'redis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { StoredMessage } from '../../src/server/broker.js'
+import type { StoredMessage } from '../../src/server/brokers/broker.js'
 import { RedisBroker } from '../../src/server/brokers/redis/index.js'
 import type { RedisBrokerOptions } from '../../src/server/brokers/redis/index.js'
 import { hasRedisServer, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { registerBrokerTests } from './broker-suite.js'
 
 const available = hasRedisServer()
 
@@ -62,6 +63,8 @@ describe.skipIf(!available)('RedisBroker', () => {
   function freshPrefix(): void {
     keyPrefix = `test${++prefixCount}:`
   }
+
+  registerBrokerTests('RedisBroker', () => node({ historySize: 100, keyPrefix: 'suite:' }), { historySize: 100 })
 
   it('publishes with contiguous offsets in one epoch and recovers per protocol section 4', async () => {
     freshPrefix()

@@ -1,4 +1,4 @@
-import type { StoredMessage } from '../../broker.js'
+import type { StoredMessage } from '../broker.js'
 
 /** A read of one channel's history: its position now, and the requested stored messages. */
 export interface HistoryRead {
