@@ -148,6 +148,7 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
     cleanups.push(() => clients.forEach(({ client }) => client.close()))
     await Promise.all(clients.map((s) => s.ready()))
     for (let n = 1; n <= 50; n++) await a!.publish('down', { n })
+    const requestsBefore = await b!.requests()
     await redis.stop()
     const failures: Array<{ code: string; ms: number }> = []
     const downSince = Date.now()
@@ -160,6 +161,9 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
     expect(new Set(failures.map((f) => f.code))).toEqual(new Set(['BROKER_UNAVAILABLE']))
     // The bound is commandTimeoutMs (2 s by default); during a known outage they fail at once.
     expect(Math.max(...failures.map((f) => f.ms))).toBeLessThan(2000 + 1000)
+    // Polls that find the broker away are told to come back in 1..3 s, not retried in a loop.
+    const total = (stats: Record<string, number>) => Object.values(stats).reduce((sum, n) => sum + n, 0)
+    expect(total(await b!.requests()) - total(requestsBefore)).toBeLessThan(100)
     await redis.start()
     for (let n = 51; n <= 100; n++) await publishThroughOutage(a!, 'down', n)
     await waitFor(() => clients.every((s) => s.messages.length >= 100), 'all 100', 30_000)

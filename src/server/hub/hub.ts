@@ -66,6 +66,8 @@ interface LocalChannel {
 const SHUTDOWN_WAIT_MS = 1000
 /** Close frames ask for a reconnect delay in [0, this), so clients don't all come back at once. */
 const SHUTDOWN_RETRY_SPREAD_MS = 2000
+/** A client whose subscribe found the broker unavailable retries no sooner than this (plus the spread). */
+const BROKER_RETRY_MIN_MS = 1000
 
 /**
  * Channels, subscriptions and fan-out, independent of transports: a
@@ -162,6 +164,14 @@ export class Hub {
       if (!subscription.active || !recovery) return
       if (recovery.status === 'fulfilled') {
         this.#goLive(subscription, recovery.value)
+        return
+      }
+      if ((recovery.reason as { code?: unknown } | undefined)?.code === 'BROKER_UNAVAILABLE') {
+        // Not this channel's fault and not for good: the client comes back later with its positions
+        // (an error frame would end its subscription, and a poll would retry at once, in a loop).
+        // The broker logs its outage once.
+        const retryMs = BROKER_RETRY_MIN_MS + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
+        subscription.connection.shutdown(closeFrame('BROKER_UNAVAILABLE', 'broker unavailable', retryMs))
         return
       }
       this.#options.logger.error(`pushline: subscribing to ${subscription.channel} failed`, recovery.reason)
