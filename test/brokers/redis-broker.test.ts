@@ -259,6 +259,30 @@ describe.skipIf(!available)('RedisBroker', () => {
     expect(logger.errors).toHaveLength(1)
   }, 60_000)
 
+  it('Redis hung (SIGSTOP): publish and recover reject with BROKER_UNAVAILABLE after commandTimeoutMs; it works again once Redis answers', async () => {
+    freshPrefix()
+    const broker = node({ commandTimeoutMs: 300 })
+    await broker.publish('hung', 'message', 1)
+    redis.freeze()
+    try {
+      const started = Date.now()
+      const outcomes = await Promise.all([
+        broker.publish('hung', 'message', 2).catch((error: unknown) => error),
+        broker.recover('hung', undefined).catch((error: unknown) => error),
+      ])
+      const elapsed = Date.now() - started
+      expect(outcomes.map((error) => (error as { code?: string }).code)).toEqual(['BROKER_UNAVAILABLE', 'BROKER_UNAVAILABLE'])
+      // Rejected by the timeout (300 ms), not after the OS gives up on the connection (minutes).
+      expect(elapsed).toBeGreaterThanOrEqual(250)
+      expect(elapsed).toBeLessThan(5000)
+    } finally {
+      redis.thaw()
+    }
+    // A publish that timed out may still have happened once Redis answers: the offset tells.
+    const next = await broker.publish('hung', 'message', 3)
+    expect([2, 3]).toContain(next.offset)
+  })
+
   it('keeps every key of a channel in one hash slot, under keyPrefix, with a TTL', async () => {
     freshPrefix()
     const broker = node({ historyTtlMs: 60_000 })

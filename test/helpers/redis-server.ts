@@ -27,6 +27,10 @@ export interface RedisServer {
   stop(): Promise<void>
   /** Starts it again on the same port, empty. */
   start(): Promise<void>
+  /** Freezes it (SIGSTOP): connections stay open and nothing answers, like a hung server. */
+  freeze(): void
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void
 }
 
 async function freePort(): Promise<number> {
@@ -88,7 +92,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     async stop() {
       const running = child
       child = undefined
-      if (!running || running.exitCode !== null || running.signalCode !== null) return
+      if (!running || running.exitCode !== null || (running.signalCode !== null && running.signalCode !== 'SIGSTOP')) return
       const gone = new Promise((resolve) => running.once('exit', resolve))
       running.kill('SIGKILL')
       await gone
@@ -96,6 +100,12 @@ export async function startRedisServer(): Promise<RedisServer> {
     async start() {
       if (child) return
       child = await launch(port)
+    },
+    freeze() {
+      child?.kill('SIGSTOP')
+    },
+    thaw() {
+      child?.kill('SIGCONT')
     },
   }
   return server
