@@ -49,6 +49,23 @@ describe('ChannelFeed', () => {
     expect(history.state.reads).toEqual([[1, 0]])
   })
 
+  it('holds notifications that come before start() until the position is known', async () => {
+    const history = fakeHistory('e', 3)
+    const delivered: StoredMessage[] = []
+    const feed = new ChannelFeed({ read: history.read, retryDelayMs: () => 1000, onListenerError: () => {} })
+    feed.listeners.add((m) => delivered.push(m))
+    // 4 is announced before the start's read answers, from a position (3) that predates it.
+    feed.notify(message('e', 3))
+    feed.notify(message('e', 4))
+    await settle()
+    expect(delivered).toEqual([])
+    await feed.start()
+    await settle()
+    // 3 was before the position the feed started at; no history was read to fill anything.
+    expect(positions(delivered)).toEqual(['e:4'])
+    expect(history.state.reads).toEqual([[1, 0]])
+  })
+
   it('drops notifications at or before the start position and duplicates', async () => {
     const history = fakeHistory('e', 3)
     const { feed, delivered } = await started(history)

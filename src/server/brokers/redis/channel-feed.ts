@@ -34,12 +34,17 @@ export class ChannelFeed {
   /** Position of the last delivered message, or what the channel had when the feed started. */
   #epoch: string | undefined
   #offset = 0
-  /** The step running now and those queued behind it. */
-  #steps: Promise<void> = Promise.resolve()
+  /** The step running now and those queued behind it; the first is the start. */
+  #steps: Promise<void>
+  #started!: () => void
+  /** Steps queued or running, the start included: while any is, notifications wait their turn. */
+  #queued = 1
   #closed = false
 
   constructor(options: ChannelFeedOptions) {
     this.#options = options
+    // Notifications can come before start() (right after SUBSCRIBE): they wait for the position.
+    this.#steps = new Promise((resolve) => (this.#started = resolve))
   }
 
   /**
@@ -51,12 +56,22 @@ export class ChannelFeed {
       this.#epoch = position.epoch
       this.#offset = position.newest
     })
-    this.#steps = started.catch(() => {})
+    void started
+      .catch(() => {})
+      .finally(() => {
+        this.#queued--
+        this.#started()
+      })
     return started
   }
 
   /** A message Redis announced: delivered after everything before it. */
   notify(message: StoredMessage): void {
+    // The common case, the next message with nothing queued, goes out now rather than a turn later.
+    if (this.#queued === 0 && message.epoch === this.#epoch && message.offset === this.#offset + 1) {
+      this.#deliver(message)
+      return
+    }
     this.#enqueue(() => this.#receive(message))
   }
 
@@ -73,8 +88,9 @@ export class ChannelFeed {
 
   #enqueue(step: () => Promise<void>): void {
     if (this.#closed) return
+    this.#queued++
     // Steps never reject: reads retry until they succeed or the feed closes.
-    this.#steps = this.#steps.then(step)
+    this.#steps = this.#steps.then(step).finally(() => this.#queued--)
   }
 
   async #receive(message: StoredMessage): Promise<void> {
