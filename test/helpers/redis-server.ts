@@ -1,5 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 /**
  * Whether a system binary the tests need is installed. When it is not, prints
@@ -41,11 +44,11 @@ async function freePort(): Promise<number> {
   return port
 }
 
-function launch(port: number): Promise<ChildProcess> {
+function launch(port: number, extraArgs: readonly string[] = []): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...extraArgs],
+    { stdio: ['ignore', 'pipe', 'pipe'], cwd: tmpdir() },
   )
   return new Promise((resolve, reject) => {
     let output = ''
@@ -109,4 +112,55 @@ export async function startRedisServer(): Promise<RedisServer> {
     },
   }
   return server
+}
+
+/** A Redis Cluster of `masters` redis-servers (no replicas) on loopback ports, persistence off. */
+export interface RedisCluster {
+  readonly rootNodes: ReadonlyArray<{ url: string }>
+  stop(): Promise<void>
+}
+
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'pushline-redis-cluster-'))
+  const children: ChildProcess[] = []
+  const ports: number[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(
+      children.map((child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return undefined
+        const gone = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGKILL')
+        return gone
+      }),
+    )
+    await rm(dir, { recursive: true, force: true })
+  }
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort()
+      const args = ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir]
+      children.push(await launch(port, args))
+      ports.push(port)
+    }
+    const created = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 },
+    )
+    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+    // Every node must agree that all slots are served before clients connect.
+    const started = Date.now()
+    for (const port of ports) {
+      for (;;) {
+        const info = spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' })
+        if (info.stdout.includes('cluster_state:ok')) break
+        if (Date.now() - started > 20_000) throw new Error(`cluster did not become ok: ${info.stdout}`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { rootNodes: ports.map((port) => ({ url: `redis://127.0.0.1:${port}` })), stop }
 }

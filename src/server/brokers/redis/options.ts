@@ -17,9 +17,10 @@ export interface NodeRedisClient {
   sSubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<void>
   sUnsubscribe(channel: string): Promise<void>
   on(event: 'error', listener: (error: Error) => void): unknown
-  on(event: 'ready', listener: () => void): unknown
+  /** `ready` on a client; a Cluster client says `connect` once it knows the slots and `node-ready` per node. */
+  on(event: 'ready' | 'connect' | 'node-ready', listener: () => void): unknown
   off(event: 'error', listener: (error: Error) => void): unknown
-  off(event: 'ready', listener: () => void): unknown
+  off(event: 'ready' | 'connect' | 'node-ready', listener: () => void): unknown
   close(): Promise<void>
   destroy(): void
 }

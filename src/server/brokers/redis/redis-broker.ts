@@ -38,6 +38,8 @@ export class RedisBroker implements Broker {
   readonly #historyTtlMs: number
   readonly #commandTimeoutMs: number
   readonly #sharded: boolean
+  /** The event a connection emits when it can take commands. */
+  readonly #readyEvent: 'ready' | 'connect'
   readonly #logger: RedisBrokerLogger
   readonly #feeds = new Map<string, { feed: ChannelFeed; keys: ChannelKeys; ready: Promise<void> }>()
   /** When the current outage began; undefined while Redis is reachable. */
@@ -59,14 +61,17 @@ export class RedisBroker implements Broker {
       this.#client = createClient({ url: options.url ?? 'redis://127.0.0.1:6379', disableOfflineQueue: true })
       this.#ownsClient = true
     }
-    this.#sharded = options.shardedPubSub ?? 'masters' in this.#client
+    const isCluster = 'masters' in this.#client
+    this.#readyEvent = isCluster ? 'connect' : 'ready'
+    this.#sharded = options.shardedPubSub ?? isCluster
     this.#commands = this.#client.withCommandOptions({ timeout: this.#commandTimeoutMs })
     // Subscribed connections can't run commands (RESP2), and a slow command must not hold up notifications.
     this.#subscriber = this.#client.duplicate()
     this.#client.on('error', this.#onError)
     this.#subscriber.on('error', this.#onError)
-    this.#client.on('ready', this.#onReady)
-    this.#subscriber.on('ready', this.#onSubscriberReady)
+    this.#client.on(this.#readyEvent, this.#onReady)
+    // A Cluster client reconnects (and resubscribes) node by node.
+    this.#subscriber.on(isCluster ? 'node-ready' : 'ready', this.#onSubscriberReady)
     // Failures are reported through 'error' (once per outage); the clients keep reconnecting.
     if (!this.#client.isOpen) this.#client.connect().catch(() => {})
     this.#subscriber.connect().catch(() => {})
@@ -132,7 +137,7 @@ export class RedisBroker implements Broker {
     for (const { feed } of this.#feeds.values()) feed.close()
     this.#feeds.clear()
     this.#client.off('error', this.#onError)
-    this.#client.off('ready', this.#onReady)
+    this.#client.off(this.#readyEvent, this.#onReady)
     await Promise.all([
       closeQuietly(this.#subscriber),
       // The app's own client stays open: the app may use it for more than pushline.
@@ -247,11 +252,11 @@ export class RedisBroker implements Broker {
     if (!waiting) {
       waiting = new Promise<void>((resolve) => {
         const onReady = (): void => {
-          connection.off('ready', onReady)
+          connection.off(this.#readyEvent, onReady)
           this.#readiness.delete(connection)
           resolve()
         }
-        connection.on('ready', onReady)
+        connection.on(this.#readyEvent, onReady)
       })
       this.#readiness.set(connection, waiting)
     }
