@@ -167,7 +167,8 @@ describe.skipIf(!available)('RedisBroker', () => {
 
   it("fills the hole from the stream when a node's subscriber connection drops while others publish", async () => {
     freshPrefix()
-    const [publisher, subscriber] = [node(), node()]
+    const logger = silentLogger()
+    const [publisher, subscriber] = [node(), node({ logger })]
     const received = collector()
     await subscriber.subscribe('holes', received.listener)
     const admin = createClient({ url: redis.url })
@@ -183,6 +184,10 @@ describe.skipIf(!available)('RedisBroker', () => {
       await received.until(() => received.messages.length >= published)
       expect(received.messages.map((m) => m.data)).toEqual(Array.from({ length: published }, (_, i) => i + 1))
       expect(new Set(received.messages.map((m) => m.epoch)).size).toBe(1)
+      // Each drop is an outage of the subscriber connection, logged once and ended once it is back.
+      await waitFor(() => logger.infos.length === logger.errors.length)
+      expect(logger.errors.length).toBeGreaterThanOrEqual(1)
+      await expect(subscriber.publish('holes', 'message', 'still works')).resolves.toMatchObject({ offset: published + 1 })
     } finally {
       await admin.close()
     }

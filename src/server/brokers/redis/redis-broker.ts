@@ -263,14 +263,16 @@ export class RedisBroker implements Broker {
     return waiting
   }
 
+  /** Either connection failed: an outage begins, unless one is already under way. */
   readonly #onError = (error: Error): void => {
     if (this.#closed || this.#outageSince !== undefined) return
     this.#outageSince = Date.now()
     this.#logger.error('pushline: Redis unreachable; publishes fail with BROKER_UNAVAILABLE until it is back', error)
   }
 
+  /** The outage ends when both connections are ready again. */
   readonly #onReady = (): void => {
-    if (this.#outageSince === undefined) return
+    if (this.#outageSince === undefined || !this.#client.isReady || !this.#subscriber.isReady) return
     const lastedMs = Date.now() - this.#outageSince
     this.#outageSince = undefined
     this.#logger.info?.(`pushline: Redis reachable again after ${lastedMs} ms`)
@@ -278,6 +280,7 @@ export class RedisBroker implements Broker {
 
   /** The subscriber (re)connected, resubscribed: fetch what was announced while it was away. */
   readonly #onSubscriberReady = (): void => {
+    this.#onReady()
     for (const { feed } of this.#feeds.values()) feed.catchUp()
   }
 }
