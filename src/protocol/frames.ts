@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'RECONNECT'
   | 'INTERNAL'
   | 'BROKER_UNAVAILABLE'
+  | 'EPOCH_FLAPPING'
   // raised by the client
   | 'PROTOCOL_ERROR'
   | 'TRANSPORT_FAILED'
