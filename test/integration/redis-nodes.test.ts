@@ -55,9 +55,12 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
     return started
   }
 
-  it('publish on node A: clients on B and C, on every transport, get every message once, in order', async () => {
+  it('publish on node A: clients on B and C, on every transport (short polling too), get every message once, in order', async () => {
     const [a, b, c] = await startNodes(3)
-    const clients = transports.flatMap((transport) => [subscriber(b!.url, transport, 'feed'), subscriber(c!.url, transport, 'feed')])
+    const clients = [...transports, 'short-polling' as const].flatMap((transport) => [
+      subscriber(b!.url, transport, 'feed'),
+      subscriber(c!.url, transport, 'feed'),
+    ])
     cleanups.push(() => clients.forEach(({ client }) => client.close()))
     await Promise.all(clients.map((s) => s.ready()))
     for (let n = 1; n <= 300; n++) {
