@@ -20,6 +20,8 @@ function subscriber(url: string, transport: TransportName, channel: string) {
   const messages: PushMessage[] = []
   const gaps: GapInfo[] = []
   const errors: PushError[] = []
+  const states: string[] = []
+  client.on('state', (state) => states.push(state))
   let subscribed = false
   const subscription = client.subscribe(channel, (message) => messages.push(message))
   subscription.on('gap', (gap) => gaps.push(gap))
@@ -27,7 +29,7 @@ function subscriber(url: string, transport: TransportName, channel: string) {
   client.on('error', (error) => errors.push(error))
   subscription.on('subscribed', () => (subscribed = true))
   client.connect()
-  return { client, messages, gaps, errors, transport, ready: () => waitFor(() => subscribed, `${transport} subscribed`, 15_000) }
+  return { client, messages, gaps, errors, states, transport, ready: () => waitFor(() => subscribed, `${transport} subscribed`, 15_000) }
 }
 
 const dataOf = (messages: PushMessage[]) => messages.map((m) => (m.data as { n: number }).n)
@@ -163,6 +165,7 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
     await waitFor(() => clients.every((s) => s.messages.length >= 50), 'first 50', 20_000)
 
     const requestsBefore = await b.requests()
+    for (const s of clients) s.states.length = 0
     link.refuse(true)
     link.cutAll()
     const failures: Array<{ code: string; ms: number }> = []
@@ -178,6 +181,9 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
       )
       await sleep(200)
     }
+    // A client publishing through the cut node is refused with the same code.
+    const websocketClient = clients.find((s) => s.transport === 'websocket')!.client
+    await expect(websocketClient.publish('down', { n: -2 })).rejects.toMatchObject({ code: 'BROKER_UNAVAILABLE' })
     expect(failures.length).toBeGreaterThan(10)
     expect(new Set(failures.map((f) => f.code))).toEqual(new Set(['BROKER_UNAVAILABLE']))
     // The bound is commandTimeoutMs (2 s by default); during a known outage they fail at once.
@@ -197,6 +203,8 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
       expect(s.gaps, s.transport).toEqual([])
     }
     await expect(b.publish('down', { n: published + 1 })).resolves.toMatchObject({ offset: published + 1 })
+    // Streaming clients stayed connected throughout (polls come and go by nature).
+    for (const s of clients.filter((each) => each.transport !== 'long-polling')) expect(s.states, s.transport).toEqual([])
     console.info(`Redis out of reach 10 s: ${failures.length} publishes on the cut node failed, slowest ${Math.max(...failures.map((f) => f.ms))} ms; ${published - 50} published meanwhile on another node all delivered`)
   }, 90_000)
 
