@@ -44,6 +44,8 @@ export interface RedisBrokerOptions {
    * subscriber connection, and leaves it open on close. Give it
    * `disableOfflineQueue: true` if your app publishes a lot: the broker
    * never sends while it is disconnected, but your other commands would queue.
+   * Leave node-redis's own `keyPrefix` unset on it (it would prefix keys but
+   * not pub/sub channels); use this broker's `keyPrefix` instead.
    * @default undefined (a client for `url`)
    */
   client?: NodeRedisClient
