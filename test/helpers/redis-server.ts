@@ -8,9 +8,9 @@ import { join } from 'node:path'
  * Whether a system binary the tests need is installed. When it is not, prints
  * ONE line naming it and its install command, and the caller skips its tests;
  * under CI=true a missing binary fails instead (CI installs them all).
- * Shaped like the shared `requireBinary` the infra work adds, to switch to it.
+ * Shaped like the shared `binaryInstalled` the infra work adds, to switch to it.
  */
-export function requireBinary(name: string, installCommand: string): boolean {
+export function binaryInstalled(name: string, installCommand: string): boolean {
   const found = spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
   if (found) return true
   const line = `${name} not found: its tests are skipped (install: ${installCommand})`
@@ -20,7 +20,7 @@ export function requireBinary(name: string, installCommand: string): boolean {
 }
 
 export const hasRedisServer = (): boolean =>
-  requireBinary('redis-server', 'apt-get install -y --no-install-recommends redis-server')
+  binaryInstalled('redis-server', 'apt-get install -y --no-install-recommends redis-server')
 
 /** A redis-server the test started on a loopback port, persistence off. */
 export interface RedisServer {

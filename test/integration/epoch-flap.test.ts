@@ -10,9 +10,9 @@ import { PushClient, type PushError } from '../../src/index.js'
 import { startNginx } from '../helpers/nginx.js'
 import { startPushNode, type PushNode } from '../helpers/push-nodes.js'
 import { sleep, waitFor } from '../helpers/push-fixture.js'
-import { requireBinary } from '../helpers/redis-server.js'
+import { binaryInstalled } from '../helpers/redis-server.js'
 
-const hasNginx = requireBinary('nginx', 'apt-get install -y --no-install-recommends nginx')
+const hasNginx = binaryInstalled('nginx', 'apt-get install -y --no-install-recommends nginx')
 
 describe.skipIf(!hasNginx)('nodes without a shared broker behind round-robin', () => {
   const cleanups: Array<() => Promise<void> | void> = []

@@ -8,7 +8,7 @@ import { PushClient, type GapInfo, type PushError, type PushMessage, type Transp
 import { startNginx } from '../helpers/nginx.js'
 import { startPushNode, type PushNode } from '../helpers/push-nodes.js'
 import { sleep, waitFor } from '../helpers/push-fixture.js'
-import { hasRedisServer, requireBinary, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { hasRedisServer, binaryInstalled, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 
 const available = hasRedisServer()
@@ -208,7 +208,7 @@ describe.skipIf(!available)('pushline nodes on Redis, each its own process', () 
     console.info(`Redis out of reach 10 s: ${failures.length} publishes on the cut node failed, slowest ${Math.max(...failures.map((f) => f.ms))} ms; ${published - 50} published meanwhile on another node all delivered`)
   }, 90_000)
 
-  it.skipIf(!requireBinary('nginx', 'apt-get install -y --no-install-recommends nginx'))(
+  it.skipIf(!binaryInstalled('nginx', 'apt-get install -y --no-install-recommends nginx'))(
     'long-polling behind round-robin nginx over 3 nodes: 1,000 messages, polls spread over all nodes, nothing lost or repeated',
     async () => {
       const started = await startNodes(3)
