@@ -8,7 +8,7 @@ import { join } from 'node:path'
  * Whether a system binary the tests need is installed. When it is not, prints
  * ONE line naming it and its install command, and the caller skips its tests;
  * under CI=true a missing binary fails instead (CI installs them all).
- * Shaped like the shared `binaryInstalled` the infra work adds, to switch to it.
+ * To be replaced by test/helpers/system-binary.ts (describeWithBinary) when that is merged.
  */
 export function binaryInstalled(name: string, installCommand: string): boolean {
   const found = spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0
