@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { PushError } from '../../errors.js'
 import type { Position } from '../../protocol/position.js'
-import type { Broker, Recovery, StoredMessage } from './broker.js'
+import type { Broker, RecoverOptions, Recovery, StoredMessage } from './broker.js'
 
 export interface MemoryBrokerOptions {
   /**
@@ -99,12 +99,13 @@ export class MemoryBroker implements Broker {
     })
   }
 
-  recover(channel: string, since: Position | undefined): Promise<Recovery> {
+  recover(channel: string, since: Position | undefined, options: RecoverOptions = {}): Promise<Recovery> {
     if (this.#closed) return Promise.reject(closedError())
     const now = Date.now()
     const record = this.#record(channel, now)
     this.#prune(record, now)
-    return Promise.resolve(recoverFrom(record, since))
+    const limit = options.limit === undefined ? Infinity : Math.max(1, Math.floor(options.limit))
+    return Promise.resolve(recoverFrom(record, since, limit))
   }
 
   close(): Promise<void> {
@@ -166,34 +167,42 @@ function dropOldest(record: ChannelRecord): void {
 }
 
 /** protocol.md section 4, with (E, N) the channel's position and H its oldest offset in history. */
-function recoverFrom(record: ChannelRecord, since: Position | undefined): Recovery {
+function recoverFrom(record: ChannelRecord, since: Position | undefined, limit: number): Recovery {
   const { epoch, offset: newest } = record
   const oldest = record.history[record.head]?.message.offset ?? newest + 1
   // Rule 1: no `since`, live from now.
   if (!since) return { epoch, offset: newest, messages: [] }
   // Rule 4: another epoch: everything of this epoch still in history is new to the client.
   if (since.epoch !== epoch) {
-    return { epoch, offset: oldest - 1, messages: messagesFrom(record, oldest), gap: 'epoch-changed' }
+    return { epoch, offset: oldest - 1, ...messagesFrom(record, oldest, limit), gap: 'epoch-changed' }
   }
   // Rule 3: the client claims messages this epoch never had.
   if (since.offset > newest) return { epoch, offset: newest, messages: [], gap: 'position-in-future' }
   // Rule 2: everything after `since` is still here...
   if (since.offset + 1 >= oldest) {
-    return { epoch, offset: since.offset, messages: messagesFrom(record, since.offset + 1) }
+    return { epoch, offset: since.offset, ...messagesFrom(record, since.offset + 1, limit) }
   }
   // ... or its start has left history.
-  return { epoch, offset: oldest - 1, messages: messagesFrom(record, oldest), gap: 'history-exhausted' }
+  return { epoch, offset: oldest - 1, ...messagesFrom(record, oldest, limit), gap: 'history-exhausted' }
 }
 
-/** Messages from `offset` (which must be in history, or newest + 1) to the newest. */
-function messagesFrom(record: ChannelRecord, offset: number): StoredMessage[] {
+/**
+ * Up to `limit` messages from `offset` (which must be in history, or newest + 1), and whether
+ * newer ones were left out (`more` only when true, so a full answer looks as it always did).
+ */
+function messagesFrom(
+  record: ChannelRecord,
+  offset: number,
+  limit: number,
+): { messages: StoredMessage[]; more?: true } {
   const first = record.history[record.head]
-  if (!first) return []
+  if (!first) return { messages: [] }
   const start = record.head + (offset - first.message.offset)
+  const end = Math.min(record.history.length, start + limit)
   const messages: StoredMessage[] = []
-  for (let i = start; i < record.history.length; i++) {
+  for (let i = start; i < end; i++) {
     const entry = record.history[i]
     if (entry) messages.push(entry.message)
   }
-  return messages
+  return end < record.history.length ? { messages, more: true } : { messages }
 }
