@@ -120,6 +120,12 @@ export class PollConnection extends Connection {
     return 0
   }
 
+  /** A full or sent answer takes nothing more: a replay stops here, and the next poll resumes it. */
+  override outputBytes(): number {
+    if (this.#full || this.#state === 'answered') return Number.POSITIVE_INFINITY
+    return super.outputBytes() + this.#bytes
+  }
+
   isResponsive(): boolean {
     return true
   }

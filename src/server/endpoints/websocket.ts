@@ -69,6 +69,7 @@ export class WebSocketConnection extends Connection {
     super(scheduler)
     this.#ws = ws
     this.#socket = socket
+    socket.on('drain', () => this.drained())
   }
 
   protected write(frames: readonly OutFrame[]): void {
