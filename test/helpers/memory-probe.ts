@@ -133,3 +133,16 @@ export async function openNonReadingWebSocket(port: number, path: string, frames
   socket.write(Buffer.concat(frames.map((frame) => maskedTextFrame(JSON.stringify(frame)))))
   return socket
 }
+
+/** Sends `GET <path>` on a raw socket and never reads the answer. */
+export async function openNonReadingRequest(port: number, path: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve)
+    socket.once('error', reject)
+  })
+  socket.pause()
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAccept: text/event-stream\r\n\r\n`)
+  return socket
+}

@@ -1,7 +1,7 @@
 import type net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { openNonReadingWebSocket, startMemoryServer } from '../helpers/memory-probe.js'
+import { openNonReadingRequest, openNonReadingWebSocket, startMemoryServer } from '../helpers/memory-probe.js'
 import type { MemoryServer, Weight } from '../helpers/memory-probe.js'
 import { sleep, waitFor } from '../helpers/push-fixture.js'
 
@@ -28,6 +28,9 @@ const fullHistory = Array.from({ length: CHANNELS }, (_, c) => ({
   // A made-up epoch: the server replays everything the channel has (epoch-changed).
   since: 'madeup-1',
 }))
+
+/** The same as one SSE request (about 1.2 KB). */
+const sseCursor = fullHistory.map((entry) => `${entry.channel}=${entry.since}`).join(',')
 
 const growth = (after: Weight, before: Weight) => ({
   heap: after.heapUsed + after.external - (before.heapUsed + before.external),
@@ -65,7 +68,7 @@ async function liveClient(port: number): Promise<{ offsets: number[]; ws: WebSoc
   return { offsets, ws }
 }
 
-async function attack(attackers: number): Promise<{ heap: number; peakRss: number; bound: number }> {
+async function attack(attackers: number, transport: 'websocket' | 'sse' = 'websocket'): Promise<{ heap: number; peakRss: number; bound: number }> {
   server = await startMemoryServer({
     options: { maxBufferedBytes: MAX_BUFFERED_BYTES, historySize: MESSAGES },
     channels: CHANNELS,
@@ -75,7 +78,11 @@ async function attack(attackers: number): Promise<{ heap: number; peakRss: numbe
   const { port, baseline } = server
   const live = await liveClient(port)
   const opened = await Promise.all(
-    Array.from({ length: attackers }, () => openNonReadingWebSocket(port, '/push/ws', fullHistory)),
+    Array.from({ length: attackers }, () =>
+      transport === 'websocket'
+        ? openNonReadingWebSocket(port, '/push/ws', fullHistory)
+        : openNonReadingRequest(port, `/push/sse?cursor=${encodeURIComponent(sseCursor)}`),
+    ),
   )
   sockets.push(...opened)
   // Every attacker's 64 subscriptions are taken (and their replays as far as the budget lets them).
@@ -94,7 +101,7 @@ async function attack(attackers: number): Promise<{ heap: number; peakRss: numbe
   const bound = attackers * 2 * MAX_BUFFERED_BYTES + FRAME_CACHE_BYTES + SLACK_BYTES
   const measured = growth(after, baseline)
   console.log(
-    `replay budget, ${attackers} non-reading client(s) x ${CHANNELS} channels of ${HISTORY_BYTES / MiB} MiB history: ` +
+    `replay budget, ${attackers} non-reading ${transport} client(s) x ${CHANNELS} channels of ${HISTORY_BYTES / MiB} MiB history: ` +
       `heap+external growth ${(measured.heap / MiB).toFixed(1)} MiB, peak RSS growth ${(measured.peakRss / MiB).toFixed(1)} MiB, ` +
       `bound ${(bound / MiB).toFixed(1)} MiB`,
   )
@@ -104,6 +111,12 @@ async function attack(attackers: number): Promise<{ heap: number; peakRss: numbe
 describe('replay output budget', () => {
   it('one non-reading client asking for 64 channels of full history holds about its budget, not the history', async () => {
     const { heap, peakRss, bound } = await attack(1)
+    expect(heap).toBeLessThan(bound)
+    expect(peakRss).toBeLessThan(bound + 16 * MiB)
+  }, 60_000)
+
+  it('one non-reading SSE request naming 64 channels at a made-up epoch likewise', async () => {
+    const { heap, peakRss, bound } = await attack(1, 'sse')
     expect(heap).toBeLessThan(bound)
     expect(peakRss).toBeLessThan(bound + 16 * MiB)
   }, 60_000)
