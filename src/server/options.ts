@@ -148,6 +148,15 @@ export interface PushServerOptions {
    */
   maxBufferedBytes?: number
   /**
+   * Read backpressure. A WebSocket connection with this many requests read and not yet done
+   * (they run one after another, so a slow onPublish queues them) is not read any more until
+   * half of them are done: the client's frames wait in its own buffers. `POST <path>/publish`
+   * requests in flight from one client address (see `clientIp`) past this are answered 429
+   * `RATE_LIMITED` with `Retry-After`.
+   * @default 64
+   */
+  maxRequestsInFlight?: number
+  /**
    * Decides client publishes. Without it every client publish is accepted.
    * @default undefined
    */

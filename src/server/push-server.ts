@@ -73,6 +73,7 @@ class PushServerImpl implements PushServer {
       throw new RangeError('brokerLingerMs must be a number of milliseconds, 0 or more')
     }
     const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
+    const maxRequestsInFlight = positive('maxRequestsInFlight', options.maxRequestsInFlight ?? 64)
     this.#broker =
       options.broker ?? new MemoryBroker({ historySize: options.historySize, historyTtlMs: options.historyTtlMs })
     this.#hub = new Hub({
@@ -95,7 +96,10 @@ class PushServerImpl implements PushServer {
     const routes = new Map<string, Endpoint>()
     routes.set('publish', new HttpPublishEndpoint(publisher, authenticate, maxFrameBytes))
     if (offers('websocket')) {
-      routes.set('ws', new WebSocketEndpoint({ hub: this.#hub, publisher, authenticate, maxFrameBytes, hello, logger }))
+      routes.set(
+        'ws',
+        new WebSocketEndpoint({ hub: this.#hub, publisher, authenticate, maxFrameBytes, hello, logger, maxRequestsInFlight }),
+      )
     }
     if (offers('sse')) routes.set('sse', new SseEndpoint({ ...streams, retryMs: options.sseRetryMs ?? 2000 }))
     // Both polling transports share one endpoint; with long-polling off every poll is answered at once.

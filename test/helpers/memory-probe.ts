@@ -18,6 +18,8 @@ export interface MemorySetup {
   channels?: number
   messages?: number
   payloadBytes?: number
+  /** An onPublish hook that holds every publish until {@link MemoryServer.release}. */
+  slowPublish?: boolean
 }
 
 /** The server process's memory after two full GCs, in bytes; `maxRss` is the peak resident size so far. */
@@ -27,6 +29,8 @@ export interface Weight {
   rss: number
   maxRss: number
   stats: { connections: number; channels: number; subscriptions: number }
+  /** Calls of the slowPublish hook so far. */
+  hookCalls: number
 }
 
 export interface MemoryServer {
@@ -35,6 +39,8 @@ export interface MemoryServer {
   readonly baseline: Weight
   weigh(): Promise<Weight>
   publish(channel: string, data: unknown): Promise<void>
+  /** Lets the slowPublish hook's publishes through. */
+  release(): Promise<void>
   close(): Promise<void>
 }
 
@@ -68,6 +74,7 @@ export async function startMemoryServer(setup: MemorySetup): Promise<MemoryServe
     baseline: first as unknown as Weight,
     weigh: async () => (await call({ type: 'weigh' })) as unknown as Weight,
     publish: async (channel, data) => void (await call({ type: 'publish', channel, data })),
+    release: async () => void (await call({ type: 'release' })),
     close: async () => {
       if (child.exitCode !== null) return
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))

@@ -61,6 +61,8 @@ export class WebSocketConnection extends Connection {
    * of the queue while it runs; undefined once it ran dry, so that an idle connection holds none.
    */
   inbound: Promise<void> | undefined
+  /** Requests read and not yet done (queued or running). */
+  inFlight = 0
   readonly #ws: WebSocket
   /** The upgraded socket ws reads from and writes to; fan-out writes finished frames to it directly. */
   readonly #socket: Duplex
@@ -103,7 +105,16 @@ export class WebSocketConnection extends Connection {
   }
 
   isResponsive(now: number, deadlineMs: number): boolean {
+    // Not reading is the server's doing (read backpressure): the client's pongs wait unread.
+    if (this.#ws.isPaused) return true
     return now - this.lastReceivedAt <= deadlineMs
+  }
+
+  /** Stops reading the client's frames (read backpressure), or reads them again. */
+  reading(on: boolean): void {
+    if (on === !this.#ws.isPaused) return
+    if (on) this.#ws.resume()
+    else this.#ws.pause()
   }
 
   terminate(): void {
@@ -118,6 +129,8 @@ export interface WebSocketEndpointOptions {
   maxFrameBytes: number
   hello: (session: string) => OutFrame
   logger: Logger
+  /** Requests of one connection read and not yet done; past this it is not read until half are done. */
+  maxRequestsInFlight: number
 }
 
 /** ws closes the socket itself (1009 on an oversized message, 1002 on a protocol error) and emits 'close'. */
@@ -212,14 +225,23 @@ export class WebSocketEndpoint implements Endpoint {
     ws.on('close', () => hub.remove(connection))
   }
 
-  /** Runs `task` after the connection's earlier requests; a failure is logged and never stops the queue. */
+  /**
+   * Runs `task` after the connection's earlier requests; a failure is logged and never stops the
+   * queue. Read backpressure: with `maxRequestsInFlight` requests waiting, the socket is not read
+   * (the client's sends back up in its own buffers) until half of them are done.
+   */
   #serially(connection: WebSocketConnection, task: () => unknown): void {
+    const { maxRequestsInFlight } = this.#options
+    connection.inFlight += 1
+    if (connection.inFlight >= maxRequestsInFlight) connection.reading(false)
     const queued: Promise<void> = (connection.inbound ?? Promise.resolve())
       .then(async () => void (await task()))
       .catch((error: unknown) => {
         this.#options.logger.error('pushline: handling a websocket frame failed', error)
       })
       .then(() => {
+        connection.inFlight -= 1
+        if (connection.inFlight <= maxRequestsInFlight / 2) connection.reading(true)
         if (connection.inbound === queued) connection.inbound = undefined
       })
     connection.inbound = queued

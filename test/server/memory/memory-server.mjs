@@ -11,7 +11,17 @@ const setup = JSON.parse(process.argv[2] ?? '{}')
 const modulePath = process.env.PUSHLINE_SERVER_MODULE || new URL('../../../dist/server.js', import.meta.url).pathname
 const { createPushServer } = await import(pathToFileURL(modulePath).href)
 
-const push = createPushServer({ logger: { error: () => {} }, ...setup.options })
+// setup.slowPublish: an onPublish hook that holds every publish until the test sends `release`.
+let release
+const released = new Promise((resolve) => (release = resolve))
+let hookCalls = 0
+const onPublish = setup.slowPublish
+  ? async () => {
+      hookCalls++
+      await released
+    }
+  : undefined
+const push = createPushServer({ logger: { error: () => {} }, onPublish, ...setup.options })
 const server = http.createServer()
 push.attach(server, { path: '/push' })
 
@@ -30,12 +40,16 @@ function weigh() {
     rss: usage.rss,
     maxRss: process.resourceUsage().maxRSS * 1024,
     stats: push.stats(),
+    hookCalls,
   }
 }
 
 process.on('message', async (message) => {
   if (message.type === 'weigh') process.send({ type: 'weight', id: message.id, ...weigh() })
-  else if (message.type === 'publish') {
+  else if (message.type === 'release') {
+    release()
+    process.send({ type: 'released', id: message.id })
+  } else if (message.type === 'publish') {
     await push.publish(message.channel, message.data)
     process.send({ type: 'published', id: message.id })
   } else if (message.type === 'exit') {
