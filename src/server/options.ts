@@ -157,6 +157,15 @@ export interface PushServerOptions {
    */
   maxRequestsInFlight?: number
   /**
+   * The client address that per-client limits (`maxRequestsInFlight` of HTTP publishes,
+   * `maxConnectionsPerIp`) are counted by. Behind a reverse proxy every request comes from the
+   * proxy: read the address the proxy adds, and only from a proxy you run, for example
+   * `(req) => String(req.headers['x-real-ip'] ?? req.socket.remoteAddress)` behind nginx with
+   * `proxy_set_header X-Real-IP $remote_addr`, or the last entry of `X-Forwarded-For`.
+   * @default (req) => req.socket.remoteAddress
+   */
+  clientIp?: (req: IncomingMessage) => string
+  /**
    * Decides client publishes. Without it every client publish is accepted.
    * @default undefined
    */

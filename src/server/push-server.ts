@@ -25,6 +25,7 @@ import type {
   ServerTransport,
 } from './options.js'
 import { createAuthenticator } from './policy/authentication.js'
+import { KeyedCounter, socketAddress } from './policy/limits.js'
 import { Publisher, jsonSnapshot } from './policy/publisher.js'
 
 /** Every transport `pushline/server` serves, in the default negotiation order. */
@@ -94,7 +95,17 @@ class PushServerImpl implements PushServer {
     const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello }
 
     const routes = new Map<string, Endpoint>()
-    routes.set('publish', new HttpPublishEndpoint(publisher, authenticate, maxFrameBytes))
+    const clientIp = options.clientIp ?? socketAddress
+    routes.set(
+      'publish',
+      new HttpPublishEndpoint({
+        publisher,
+        authenticate,
+        maxFrameBytes,
+        inFlight: new KeyedCounter(maxRequestsInFlight),
+        clientIp,
+      }),
+    )
     if (offers('websocket')) {
       routes.set(
         'ws',

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorCode } from '../../protocol/frames.js'
 import { errorFrame } from '../hub/out-frame.js'
 import type { Authenticator } from '../policy/authentication.js'
+import type { KeyedCounter } from '../policy/limits.js'
 import { decodeFrame, httpPublishSchema } from '../policy/frame-schema.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
@@ -13,6 +14,16 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   PUBLISH_REJECTED: 403,
   UNAUTHORIZED: 401,
   INTERNAL: 500,
+  RATE_LIMITED: 429,
+}
+
+export interface HttpPublishEndpointOptions {
+  publisher: Publisher
+  authenticate: Authenticator
+  maxFrameBytes: number
+  /** Publishes in flight per client address. */
+  inFlight: KeyedCounter
+  clientIp: (req: IncomingMessage) => string
 }
 
 /** `POST <base>/publish` (protocol.md 3.4). */
@@ -20,11 +31,15 @@ export class HttpPublishEndpoint implements Endpoint {
   readonly #publisher: Publisher
   readonly #authenticate: Authenticator
   readonly #maxFrameBytes: number
+  readonly #inFlight: KeyedCounter
+  readonly #clientIp: (req: IncomingMessage) => string
 
-  constructor(publisher: Publisher, authenticate: Authenticator, maxFrameBytes: number) {
-    this.#publisher = publisher
-    this.#authenticate = authenticate
-    this.#maxFrameBytes = maxFrameBytes
+  constructor(options: HttpPublishEndpointOptions) {
+    this.#publisher = options.publisher
+    this.#authenticate = options.authenticate
+    this.#maxFrameBytes = options.maxFrameBytes
+    this.#inFlight = options.inFlight
+    this.#clientIp = options.clientIp
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -32,6 +47,20 @@ export class HttpPublishEndpoint implements Endpoint {
       sendFrame(res, 405, errorFrame('BAD_FRAME', 'use POST'), { Allow: 'POST' })
       return
     }
+    // Bounded like a WebSocket's queue: a client can't have the server read and hold
+    // more than maxRequestsInFlight publishes at once (each up to maxFrameBytes).
+    const client = this.#clientIp(req)
+    if (!this.#inFlight.acquire(client)) {
+      return this.#fail(req, res, 'RATE_LIMITED', 'too many publishes in flight', { 'Retry-After': '1' })
+    }
+    try {
+      await this.#publish(req, res)
+    } finally {
+      this.#inFlight.release(client)
+    }
+  }
+
+  async #publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const verdict = await this.#authenticate(bearerToken(req), 'http', req.headers)
     if (verdict !== 'ok') {
       const code = verdict === 'unauthorized' ? 'UNAUTHORIZED' : 'INTERNAL'
@@ -62,9 +91,9 @@ export class HttpPublishEndpoint implements Endpoint {
     sendFrame(res, answer.type === 'ack' ? 200 : (STATUS[answer.code] ?? 400), answer)
   }
 
-  #fail(req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string): void {
+  #fail(req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string, extra: Record<string, string> = {}): void {
     // The body may still be arriving: let it drain, and don't keep the connection for another request.
-    const headers: Record<string, string> = req.complete ? {} : { Connection: 'close' }
+    const headers: Record<string, string> = req.complete ? { ...extra } : { ...extra, Connection: 'close' }
     req.resume()
     sendFrame(res, STATUS[code] ?? 400, errorFrame(code, message), headers)
   }

@@ -1,0 +1,81 @@
+import type { IncomingMessage } from 'node:http'
+
+// Per-client limits: counts of what is in flight, token buckets for rates, and
+// the client address they are keyed by.
+
+/** The client's address as the socket sees it (without a proxy in front, the client's own). */
+export function socketAddress(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? ''
+}
+
+/**
+ * Counts per key (a client address) of something in progress, such as HTTP
+ * publishes or open connections. Keys at zero are forgotten, so the map holds
+ * only clients with something in progress.
+ */
+export class KeyedCounter {
+  readonly #counts = new Map<string, number>()
+  readonly #limit: number
+
+  constructor(limit: number) {
+    this.#limit = limit
+  }
+
+  /** Counts one more for `key` and returns true, or returns false when `key` is at the limit. */
+  acquire(key: string): boolean {
+    const count = this.#counts.get(key) ?? 0
+    if (count >= this.#limit) return false
+    this.#counts.set(key, count + 1)
+    return true
+  }
+
+  release(key: string): void {
+    const count = this.#counts.get(key) ?? 0
+    if (count <= 1) this.#counts.delete(key)
+    else this.#counts.set(key, count - 1)
+  }
+
+  /** Keys with a count (for tests). */
+  get size(): number {
+    return this.#counts.size
+  }
+}
+
+/**
+ * A token bucket: `ratePerSecond` tokens a second, at most `burst` saved up.
+ * Refilled from the clock when taken from, so an idle bucket costs no timer.
+ */
+export class TokenBucket {
+  readonly #ratePerMs: number
+  readonly #burst: number
+  #tokens: number
+  #at: number
+
+  constructor(ratePerSecond: number, burst: number, now: number = Date.now()) {
+    this.#ratePerMs = ratePerSecond / 1000
+    this.#burst = burst
+    this.#tokens = burst
+    this.#at = now
+  }
+
+  /** Takes `count` tokens and returns true, or takes nothing and returns false when there are too few. */
+  take(count = 1, now: number = Date.now()): boolean {
+    this.#refill(now)
+    if (this.#tokens < count) return false
+    this.#tokens -= count
+    return true
+  }
+
+  /** Milliseconds until `count` tokens are there (0 when they are). */
+  waitMs(count = 1, now: number = Date.now()): number {
+    this.#refill(now)
+    const missing = Math.min(count, this.#burst) - this.#tokens
+    return missing <= 0 ? 0 : Math.ceil(missing / this.#ratePerMs)
+  }
+
+  #refill(now: number): void {
+    const elapsed = Math.max(0, now - this.#at)
+    this.#at = now
+    this.#tokens = Math.min(this.#burst, this.#tokens + elapsed * this.#ratePerMs)
+  }
+}
