@@ -85,6 +85,25 @@ export interface PushServerOptions {
    */
   historyTtlMs?: number
   /**
+   * How long (ms) the default MemoryBroker keeps the record (epoch and offset) of a published
+   * channel with no subscriber and no history left; see MemoryBrokerOptions.idleChannelTtlMs.
+   * Channels never published to keep no record once their last subscriber has gone.
+   * @default 300_000 (5 min)
+   */
+  idleChannelTtlMs?: number
+  /**
+   * Total history in bytes for the default MemoryBroker (the oldest messages of the channels
+   * idle the longest go first; a client resuming before them gets a `history-exhausted` gap).
+   * @default 67_108_864 (64 MiB)
+   */
+  maxHistoryBytes?: number
+  /**
+   * Channel records kept by the default MemoryBroker (the one idle the longest without a
+   * subscriber is forgotten first; its next subscriber gets an `epoch-changed` gap).
+   * @default 100_000
+   */
+  maxChannels?: number
+  /**
    * Largest client frame in UTF-8 bytes; WebSocket messages above 16× this close the connection (1009).
    * @default 65_536
    */
@@ -124,7 +143,7 @@ export interface PushServerOptions {
   allowedOrigins?: string[]
   /**
    * History and fan-out. Closed by `close()`.
-   * @default new MemoryBroker({ historySize, historyTtlMs })
+   * @default new MemoryBroker({ historySize, historyTtlMs, idleChannelTtlMs, maxHistoryBytes, maxChannels })
    */
   broker?: Broker
   /**

@@ -76,7 +76,14 @@ class PushServerImpl implements PushServer {
     const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
     const maxRequestsInFlight = positive('maxRequestsInFlight', options.maxRequestsInFlight ?? 64)
     this.#broker =
-      options.broker ?? new MemoryBroker({ historySize: options.historySize, historyTtlMs: options.historyTtlMs })
+      options.broker ??
+      new MemoryBroker({
+        historySize: options.historySize,
+        historyTtlMs: options.historyTtlMs,
+        idleChannelTtlMs: options.idleChannelTtlMs,
+        maxHistoryBytes: options.maxHistoryBytes,
+        maxChannels: options.maxChannels,
+      })
     this.#hub = new Hub({
       broker: this.#broker,
       heartbeatMs,

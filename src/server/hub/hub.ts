@@ -86,6 +86,12 @@ interface ReplayQueue {
   pass: Promise<void>
 }
 
+/**
+ * Channels kept subscribed in the broker without a subscriber here (brokerLingerMs); past
+ * this the one that has lingered longest is released early. Releasing loses nothing.
+ */
+const MAX_LINGERING_CHANNELS = 10_000
+
 /** How long shutdown waits for clients to complete the close handshake. */
 const SHUTDOWN_WAIT_MS = 1000
 /** Close frames ask for a reconnect delay in [0, this), so clients don't all come back at once. */
@@ -102,6 +108,8 @@ export class Hub {
   readonly #connections = new Map<Connection, Map<string, Subscription>>()
   readonly #channels = new Map<string, LocalChannel>()
   readonly #replays = new Map<Connection, ReplayQueue>()
+  /** Channels without subscribers keeping their broker subscription, the oldest first. */
+  readonly #lingering = new Set<LocalChannel>()
   /** Message frames shared by fan-out and replays: each message is encoded once however many connections get it. */
   readonly #frames = new MessageFrameCache(MESSAGE_FRAME_CACHE_BYTES)
   /**
@@ -119,6 +127,11 @@ export class Hub {
     this.scheduler = new FlushScheduler(this.#checkBacklog)
     // One interval for all connections: a timer per connection costs memory and wakeups.
     this.#heartbeat = setInterval(this.#beat, options.heartbeatMs).unref()
+  }
+
+  /** Channels the hub keeps, with subscribers or lingering (for tests of its bounds). */
+  get channelRecords(): number {
+    return this.#channels.size
   }
 
   stats(): { connections: number; channels: number; subscriptions: number } {
@@ -349,6 +362,7 @@ export class Hub {
     if (existing) {
       clearTimeout(existing.linger)
       existing.linger = undefined
+      this.#lingering.delete(existing)
       return existing
     }
     const local: LocalChannel = {
@@ -459,6 +473,14 @@ export class Hub {
     }, brokerLingerMs)
     // A lingering channel must not keep the process alive.
     local.linger.unref()
+    // Bounded: a client touching many channel names can't make the hub keep them all for the linger.
+    this.#lingering.add(local)
+    if (this.#lingering.size > MAX_LINGERING_CHANNELS) {
+      for (const oldest of this.#lingering) {
+        this.#release(oldest)
+        break
+      }
+    }
   }
 
   /** The last local subscriber left (or the broker failed): stop the broker subscription. */
@@ -467,6 +489,7 @@ export class Hub {
     local.released = true
     clearTimeout(local.linger)
     local.linger = undefined
+    this.#lingering.delete(local)
     if (this.#channels.get(local.name) === local) this.#channels.delete(local.name)
     local.stop?.()
     local.stop = undefined
