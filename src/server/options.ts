@@ -185,6 +185,21 @@ export interface PushServerOptions {
    */
   clientIp?: (req: IncomingMessage) => string
   /**
+   * How long (ms) the server remembers a publish's idempotency `key` (protocol.md 3.4): a retry
+   * within this window is answered with the first `ack` instead of being stored again. Keys
+   * are remembered per client (per verified token when `authenticate` is set, else one scope
+   * for all) and matched together with the publish they came with, so another client using the
+   * same key never gets the first one's ack and its own publish is stored.
+   * @default 300_000 (5 min)
+   */
+  idempotencyWindowMs?: number
+  /**
+   * Idempotency keys remembered per client within the window (about 250 bytes each); past it
+   * that client's oldest keys are forgotten first, never another client's.
+   * @default 100_000
+   */
+  maxIdempotencyKeysPerClient?: number
+  /**
    * Decides client publishes. Without it every client publish is accepted.
    * @default undefined
    */

@@ -43,6 +43,7 @@ class PushServerImpl implements PushServer {
   readonly #path: string
   readonly #broker: Broker
   readonly #hub: Hub
+  readonly #publisher: Publisher
   /** Path under `<base>/` → its endpoint; only offered transports (and `publish`) are in it. */
   readonly #routes: ReadonlyMap<string, Endpoint>
   readonly #detachers: (() => void)[] = []
@@ -94,7 +95,14 @@ class PushServerImpl implements PushServer {
       logger,
     })
     const authenticate = createAuthenticator(options.authenticate, logger)
-    const publisher = new Publisher(this.#broker, options.onPublish, logger)
+    const keyWindowMs = positive('idempotencyWindowMs', Math.min(options.idempotencyWindowMs ?? 300_000, MAX_TIMER_MS))
+    const maxKeysPerClient = positive('maxIdempotencyKeysPerClient', options.maxIdempotencyKeysPerClient ?? 100_000)
+    const publisher = new Publisher(this.#broker, options.onPublish, logger, {
+      keyWindowMs,
+      maxKeysPerClient,
+      tokensVerified: options.authenticate !== undefined,
+    })
+    this.#publisher = publisher
     const offers = (transport: ServerTransport): boolean => transports.includes(transport)
     // protocol.md 2.1: pollHoldMs tells a client that sends no `hold` how long a poll may take.
     const pollHoldMs = offers('long-polling') ? longPollHoldMs : undefined
@@ -196,6 +204,7 @@ class PushServerImpl implements PushServer {
     for (const detach of this.#detachers.splice(0).reverse()) detach()
     for (const endpoint of this.#routes.values()) endpoint.close?.()
     await this.#hub.shutdown()
+    this.#publisher.close()
     await this.#broker.close()
   }
 

@@ -86,7 +86,7 @@ export class HttpPublishEndpoint implements Endpoint {
     const session = randomBytes(12).toString('base64url')
     const answer = await this.#publisher.publish(
       { rid, channel, event, data, key },
-      { transport: 'http', session, headers: req.headers },
+      { transport: 'http', session, headers: req.headers, client: this.#publisher.clientScope(bearerToken(req)) },
     )
     sendFrame(res, answer.type === 'ack' ? 200 : (STATUS[answer.code] ?? 400), answer)
   }

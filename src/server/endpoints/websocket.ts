@@ -167,8 +167,9 @@ export class WebSocketEndpoint implements Endpoint {
     }
     const token = tokenFromSubprotocols(req.headers['sec-websocket-protocol'])
     const verdict = this.#options.authenticate(token, 'websocket', req.headers)
+    const client = this.#options.publisher.clientScope(token)
     if (typeof verdict === 'string') {
-      this.#complete(req, socket, head, verdict)
+      this.#complete(req, socket, head, verdict, client)
       return
     }
     // Node removed its own error listener on upgrade; an error while the
@@ -178,7 +179,7 @@ export class WebSocketEndpoint implements Endpoint {
     void verdict.then((result) => {
       socket.off('error', onError)
       if (this.#closed) socket.destroy()
-      else this.#complete(req, socket, head, result)
+      else this.#complete(req, socket, head, result, client)
     })
   }
 
@@ -187,7 +188,7 @@ export class WebSocketEndpoint implements Endpoint {
     this.#wss.close()
   }
 
-  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict): void {
+  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict, client: string): void {
     // The callback must not close over `req`: listeners made in it live as long as the connection, and
     // would keep the whole request (raw headers, parser state) alive with it.
     const { headers } = req
@@ -204,11 +205,11 @@ export class WebSocketEndpoint implements Endpoint {
         }
         return
       }
-      this.#accept(ws, socket, headers)
+      this.#accept(ws, socket, headers, client)
     })
   }
 
-  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders): void {
+  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders, client: string): void {
     const { hub, hello } = this.#options
     if (!hub.isOpen) {
       // The handshake finished while the server began closing.
@@ -221,7 +222,7 @@ export class WebSocketEndpoint implements Endpoint {
     connection.send(hello(connection.session))
     // Only the headers are kept, and only when an onPublish hook will read them.
     const kept = this.#options.publisher.readsHeaders ? headers : NO_HEADERS
-    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept))
+    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept, client))
     ws.on('close', () => hub.remove(connection))
   }
 
@@ -247,7 +248,13 @@ export class WebSocketEndpoint implements Endpoint {
     connection.inbound = queued
   }
 
-  #receive(connection: WebSocketConnection, data: RawData, isBinary: boolean, headers: IncomingHttpHeaders): void {
+  #receive(
+    connection: WebSocketConnection,
+    data: RawData,
+    isBinary: boolean,
+    headers: IncomingHttpHeaders,
+    client: string,
+  ): void {
     if (!connection.isOpen) return // shutting down: the close frame is out
     connection.lastReceivedAt = Date.now()
     const bytes = toBuffer(data)
@@ -273,7 +280,7 @@ export class WebSocketEndpoint implements Endpoint {
         return
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
-        const origin = { transport: 'websocket' as const, session: connection.session, headers }
+        const origin = { transport: 'websocket' as const, session: connection.session, headers, client }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)
           connection.send(new OutFrame(answer))
