@@ -256,6 +256,11 @@ export interface PushServer {
    * listeners installed before (an Express or Fastify app), WebSocket
    * upgrades for other paths to other upgrade listeners. Attach after the
    * app is installed: a request listener added later also sees push requests.
+   *
+   * The server's own timeouts are left as they are: they are the app's too, and a lower
+   * `requestTimeout` would cut its slow uploads. The push endpoints don't need them: SSE, polls
+   * and upgrades have no body, a publish body must arrive within 10 s, and Node bounds the
+   * headers (`headersTimeout`, 60 s by default).
    */
   attach(server: HttpServer | HttpsServer, options?: AttachOptions): void
   /**

@@ -14,7 +14,7 @@ import { PollEndpoint } from './endpoints/poll.js'
 import { SseEndpoint } from './endpoints/sse.js'
 import { WebSocketEndpoint } from './endpoints/websocket.js'
 import { Hub } from './hub/hub.js'
-import { errorFrame, helloFrame } from './hub/out-frame.js'
+import { errorFrame, helloFrame, quoteForMessage } from './hub/out-frame.js'
 import type {
   AttachOptions,
   PublishOptions,
@@ -179,7 +179,9 @@ class PushServerImpl implements PushServer {
   }
 
   async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (!isChannelName(channel)) throw new PushError('INVALID_CHANNEL', `invalid channel name: ${channel}`, { channel })
+    if (!isChannelName(channel)) {
+      throw new PushError('INVALID_CHANNEL', `invalid channel name: ${quoteForMessage(String(channel))}`)
+    }
     const event = options.event ?? 'message'
     if (typeof event !== 'string' || event.length < 1 || event.length > 64) {
       throw new PushError('BAD_FRAME', 'event must be 1..64 characters', { channel })

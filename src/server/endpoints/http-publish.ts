@@ -17,6 +17,9 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   RATE_LIMITED: 429,
 }
 
+/** The whole body of a publish must arrive within this (ms); it is at most maxFrameBytes. */
+const BODY_TIMEOUT_MS = 10_000
+
 export interface HttpPublishEndpointOptions {
   publisher: Publisher
   authenticate: Authenticator
@@ -70,10 +73,13 @@ export class HttpPublishEndpoint implements Endpoint {
       // Also keeps cross-site form posts (no preflight) from publishing.
       return this.#fail(req, res, 'BAD_FRAME', 'Content-Type must be application/json')
     }
-    const body = await readBody(req, this.#maxFrameBytes)
+    const body = await readBody(req, this.#maxFrameBytes, BODY_TIMEOUT_MS)
     if (!body.ok) {
       if (body.reason === 'too-large') {
         this.#fail(req, res, 'FRAME_TOO_LARGE', `body exceeds ${this.#maxFrameBytes} bytes`)
+      } else if (body.reason === 'timeout') {
+        sendFrame(res, 408, errorFrame('BAD_FRAME', 'body not received in time'), { Connection: 'close' })
+        req.socket.destroySoon()
       }
       return
     }

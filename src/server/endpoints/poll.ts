@@ -152,6 +152,7 @@ export class PollConnection extends Connection {
       'Content-Type': 'application/x-ndjson; charset=utf-8',
       'Content-Length': String(Buffer.byteLength(body)),
       'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
     })
     res.end(body)
   }
