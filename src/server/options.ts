@@ -176,6 +176,47 @@ export interface PushServerOptions {
    */
   maxRequestsInFlight?: number
   /**
+   * Long-lived connections (WebSocket, SSE, iframe streams; polls are requests and don't count)
+   * open at once. One more is refused: a WebSocket gets a `close` frame `RATE_LIMITED` with
+   * `retryMs`, then close code 1013; SSE and iframe requests get 503 `RATE_LIMITED` with `Retry-After`.
+   * @default 20_000
+   */
+  maxConnections?: number
+  /**
+   * Long-lived connections from one client address (see `clientIp`: behind a proxy, set it,
+   * or every client counts as the proxy's address). Refused as for `maxConnections`.
+   * @default 1000
+   */
+  maxConnectionsPerIp?: number
+  /**
+   * New long-lived connections accepted per second, over all clients (a token bucket with a
+   * second's worth of burst). Refused as for `maxConnections`, with `retryMs` when the next is
+   * accepted plus up to 2 s of jitter, so a reconnect storm after a restart is spread out.
+   * @default 500
+   */
+  maxConnectsPerSecond?: number
+  /**
+   * `subscribe` frames per second on one WebSocket connection (a token bucket whose burst is
+   * twice this or `maxSubscriptions`, whichever is more, so a reconnect resubscribes everything
+   * at once). One more is answered with an `error` frame `RATE_LIMITED` naming the subscribe.
+   * Stream cursors (SSE, polls, iframe) are bounded by `maxSubscriptions` per request instead.
+   * @default 100
+   */
+  maxSubscribesPerSecond?: number
+  /**
+   * `publish` frames per second on one WebSocket connection (burst: twice this). One more is
+   * answered with an `error` frame `RATE_LIMITED` carrying its `rid`.
+   * @default 100
+   */
+  maxPublishesPerSecond?: number
+  /**
+   * Bytes per second read from one WebSocket connection (burst: this or 4 × `maxFrameBytes`,
+   * whichever is more). A client sending faster is not refused: the server stops reading it
+   * until the rate allows, and its frames wait in its own buffers.
+   * @default 1_048_576 (1 MiB)
+   */
+  maxReceiveBytesPerSecond?: number
+  /**
    * The client address that per-client limits (`maxRequestsInFlight` of HTTP publishes,
    * `maxConnectionsPerIp`) are counted by. Behind a reverse proxy every request comes from the
    * proxy: read the address the proxy adds, and only from a proxy you run, for example

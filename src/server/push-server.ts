@@ -25,7 +25,7 @@ import type {
   ServerTransport,
 } from './options.js'
 import { createAuthenticator } from './policy/authentication.js'
-import { KeyedCounter, socketAddress } from './policy/limits.js'
+import { ConnectionLimits, KeyedCounter, socketAddress } from './policy/limits.js'
 import { Publisher, jsonSnapshot } from './policy/publisher.js'
 
 /** Every transport `pushline/server` serves, in the default negotiation order. */
@@ -107,10 +107,28 @@ class PushServerImpl implements PushServer {
     // protocol.md 2.1: pollHoldMs tells a client that sends no `hold` how long a poll may take.
     const pollHoldMs = offers('long-polling') ? longPollHoldMs : undefined
     const hello = (session: string) => helloFrame(session, heartbeatMs, maxFrameBytes, transports, pollHoldMs)
-    const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello }
+    const clientIp = options.clientIp ?? socketAddress
+    const limits = new ConnectionLimits({
+      maxConnections: positive('maxConnections', options.maxConnections ?? 20_000),
+      maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp ?? 1000),
+      maxConnectsPerSecond: positive('maxConnectsPerSecond', options.maxConnectsPerSecond ?? 500),
+    })
+    const subscribesPerSecond = positive('maxSubscribesPerSecond', options.maxSubscribesPerSecond ?? 100)
+    const publishesPerSecond = positive('maxPublishesPerSecond', options.maxPublishesPerSecond ?? 100)
+    const receiveBytesPerSecond = positive('maxReceiveBytesPerSecond', options.maxReceiveBytesPerSecond ?? 1024 * 1024)
+    const rates = {
+      subscribesPerSecond,
+      // A client that reconnects subscribes all its channels at once.
+      subscribeBurst: Math.max(2 * subscribesPerSecond, maxSubscriptions),
+      publishesPerSecond,
+      publishBurst: 2 * publishesPerSecond,
+      receiveBytesPerSecond,
+      // At least a few of the largest frames at once.
+      receiveBurst: Math.max(receiveBytesPerSecond, 4 * maxFrameBytes),
+    }
+    const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello, limits, clientIp }
 
     const routes = new Map<string, Endpoint>()
-    const clientIp = options.clientIp ?? socketAddress
     routes.set(
       'publish',
       new HttpPublishEndpoint({
@@ -124,7 +142,18 @@ class PushServerImpl implements PushServer {
     if (offers('websocket')) {
       routes.set(
         'ws',
-        new WebSocketEndpoint({ hub: this.#hub, publisher, authenticate, maxFrameBytes, hello, logger, maxRequestsInFlight }),
+        new WebSocketEndpoint({
+          hub: this.#hub,
+          publisher,
+          authenticate,
+          maxFrameBytes,
+          hello,
+          logger,
+          maxRequestsInFlight,
+          rates,
+          limits,
+          clientIp,
+        }),
       )
     }
     if (offers('sse')) routes.set('sse', new SseEndpoint({ ...streams, retryMs: options.sseRetryMs ?? 2000 }))

@@ -10,6 +10,8 @@ import type { Logger } from '../options.js'
 import { tokenFromSubprotocols } from '../policy/authentication.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
+import { TokenBucket } from '../policy/limits.js'
+import type { ConnectionLimits } from '../policy/limits.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
@@ -63,15 +65,25 @@ export class WebSocketConnection extends Connection {
   inbound: Promise<void> | undefined
   /** Requests read and not yet done (queued or running). */
   inFlight = 0
+  /** Per-connection rates (maxSubscribesPerSecond, maxPublishesPerSecond, maxReceiveBytesPerSecond). */
+  readonly subscribes: TokenBucket
+  readonly publishes: TokenBucket
+  readonly receivedBytes: TokenBucket
+  /** Why the socket is not read: too many requests in flight, or over the byte rate. */
+  #backlogged = false
+  #throttled: ReturnType<typeof setTimeout> | undefined
   readonly #ws: WebSocket
   /** The upgraded socket ws reads from and writes to; fan-out writes finished frames to it directly. */
   readonly #socket: Duplex
 
-  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler) {
+  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler, rates: WebSocketRates) {
     super(scheduler)
     this.#ws = ws
     this.#socket = socket
     socket.on('drain', () => this.drained())
+    this.subscribes = new TokenBucket(rates.subscribesPerSecond, rates.subscribeBurst)
+    this.publishes = new TokenBucket(rates.publishesPerSecond, rates.publishBurst)
+    this.receivedBytes = new TokenBucket(rates.receiveBytesPerSecond, rates.receiveBurst)
   }
 
   protected write(frames: readonly OutFrame[]): void {
@@ -110,16 +122,44 @@ export class WebSocketConnection extends Connection {
     return now - this.lastReceivedAt <= deadlineMs
   }
 
-  /** Stops reading the client's frames (read backpressure), or reads them again. */
-  reading(on: boolean): void {
-    if (on === !this.#ws.isPaused) return
-    if (on) this.#ws.resume()
-    else this.#ws.pause()
+  /** Stops reading the client's frames while too many requests wait (read backpressure), or reads them again. */
+  backlogged(on: boolean): void {
+    this.#backlogged = on
+    this.#applyReading()
+  }
+
+  /** Stops reading the client's frames for `ms` (over its byte rate). */
+  throttle(ms: number): void {
+    if (this.#throttled !== undefined) return
+    this.#throttled = setTimeout(() => {
+      this.#throttled = undefined
+      this.#applyReading()
+    }, ms)
+    this.#throttled.unref()
+    this.#applyReading()
+  }
+
+  #applyReading(): void {
+    const paused = this.#backlogged || this.#throttled !== undefined
+    if (paused === this.#ws.isPaused) return
+    if (paused) this.#ws.pause()
+    else this.#ws.resume()
   }
 
   terminate(): void {
+    clearTimeout(this.#throttled)
     this.#ws.terminate()
   }
+}
+
+/** Token-bucket rates of one WebSocket connection. */
+export interface WebSocketRates {
+  subscribesPerSecond: number
+  subscribeBurst: number
+  publishesPerSecond: number
+  publishBurst: number
+  receiveBytesPerSecond: number
+  receiveBurst: number
 }
 
 export interface WebSocketEndpointOptions {
@@ -131,6 +171,9 @@ export interface WebSocketEndpointOptions {
   logger: Logger
   /** Requests of one connection read and not yet done; past this it is not read until half are done. */
   maxRequestsInFlight: number
+  rates: WebSocketRates
+  limits: ConnectionLimits
+  clientIp: (req: IncomingMessage) => string
 }
 
 /** ws closes the socket itself (1009 on an oversized message, 1002 on a protocol error) and emits 'close'. */
@@ -165,6 +208,13 @@ export class WebSocketEndpoint implements Endpoint {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
+    const admission = this.#options.limits.admit(this.#options.clientIp(req))
+    if (!admission.ok) {
+      this.#refuse(req, socket, head, admission.message, admission.retryMs)
+      return
+    }
+    // Whatever happens to the socket from here (refused, failed, closed), its place is freed.
+    socket.once('close', admission.release)
     const token = tokenFromSubprotocols(req.headers['sec-websocket-protocol'])
     const verdict = this.#options.authenticate(token, 'websocket', req.headers)
     const client = this.#options.publisher.clientScope(token)
@@ -186,6 +236,18 @@ export class WebSocketEndpoint implements Endpoint {
   close(): void {
     this.#closed = true
     this.#wss.close()
+  }
+
+  /**
+   * Over a connection limit: the upgrade completes so that the client can read why and how long
+   * to wait (a browser can't read an HTTP refusal of an upgrade), then closes with 1013.
+   */
+  #refuse(req: IncomingMessage, socket: Duplex, head: Buffer, message: string, retryMs: number): void {
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', ignoreError)
+      ws.send(closeFrame('RATE_LIMITED', message, retryMs).json)
+      ws.close(1013, 'try again later')
+    })
   }
 
   #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict, client: string): void {
@@ -217,7 +279,7 @@ export class WebSocketEndpoint implements Endpoint {
       ws.close(1001, 'server shutdown')
       return
     }
-    const connection = new WebSocketConnection(ws, socket, hub.scheduler)
+    const connection = new WebSocketConnection(ws, socket, hub.scheduler, this.#options.rates)
     hub.add(connection)
     connection.send(hello(connection.session))
     // Only the headers are kept, and only when an onPublish hook will read them.
@@ -234,7 +296,7 @@ export class WebSocketEndpoint implements Endpoint {
   #serially(connection: WebSocketConnection, task: () => unknown): void {
     const { maxRequestsInFlight } = this.#options
     connection.inFlight += 1
-    if (connection.inFlight >= maxRequestsInFlight) connection.reading(false)
+    if (connection.inFlight >= maxRequestsInFlight) connection.backlogged(true)
     const queued: Promise<void> = (connection.inbound ?? Promise.resolve())
       .then(async () => void (await task()))
       .catch((error: unknown) => {
@@ -242,7 +304,7 @@ export class WebSocketEndpoint implements Endpoint {
       })
       .then(() => {
         connection.inFlight -= 1
-        if (connection.inFlight <= maxRequestsInFlight / 2) connection.reading(true)
+        if (connection.inFlight <= maxRequestsInFlight / 2) connection.backlogged(false)
         if (connection.inbound === queued) connection.inbound = undefined
       })
     connection.inbound = queued
@@ -258,6 +320,9 @@ export class WebSocketEndpoint implements Endpoint {
     if (!connection.isOpen) return // shutting down: the close frame is out
     connection.lastReceivedAt = Date.now()
     const bytes = toBuffer(data)
+    // Over the byte rate: this message is handled, and the socket rests until the rate allows more.
+    const restMs = connection.receivedBytes.spend(bytes.length)
+    if (restMs > 0) connection.throttle(restMs)
     const { maxFrameBytes } = this.#options
     if (isBinary && bytes.length <= maxFrameBytes) {
       connection.send(new OutFrame(errorFrame('BAD_FRAME', 'frames are text messages')))
@@ -273,6 +338,10 @@ export class WebSocketEndpoint implements Endpoint {
     const frame = decoded.frame
     switch (frame.type) {
       case 'subscribe':
+        if (!connection.subscribes.take()) {
+          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many subscribes per second', frame)))
+          return
+        }
         this.#serially(connection, () => this.#options.hub.subscribe(connection, [frame]))
         return
       case 'unsubscribe':
@@ -280,6 +349,10 @@ export class WebSocketEndpoint implements Endpoint {
         return
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
+        if (!connection.publishes.take()) {
+          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many publishes per second', { rid, channel })))
+          return
+        }
         const origin = { transport: 'websocket' as const, session: connection.session, headers, client }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)

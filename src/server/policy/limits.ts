@@ -66,6 +66,17 @@ export class TokenBucket {
     return true
   }
 
+  /**
+   * Takes `count` tokens even if there are too few (the bucket goes into debt), and returns
+   * the milliseconds until it is out of debt (0 when it is not in debt): for a throttle that
+   * lets what has arrived through and then waits.
+   */
+  spend(count: number, now: number = Date.now()): number {
+    this.#refill(now)
+    this.#tokens -= count
+    return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens / this.#ratePerMs)
+  }
+
   /** Milliseconds until `count` tokens are there (0 when they are). */
   waitMs(count = 1, now: number = Date.now()): number {
     this.#refill(now)
@@ -77,5 +88,71 @@ export class TokenBucket {
     const elapsed = Math.max(0, now - this.#at)
     this.#at = now
     this.#tokens = Math.min(this.#burst, this.#tokens + elapsed * this.#ratePerMs)
+  }
+}
+
+export interface ConnectionLimitOptions {
+  maxConnections: number
+  maxConnectionsPerIp: number
+  maxConnectsPerSecond: number
+}
+
+/** A refused connection: the reason, and how long the client should wait before it tries again. */
+export interface ConnectionRefusal {
+  message: string
+  retryMs: number
+}
+
+/** Refused clients are told to come back within this spread (ms) past the wait, so they don't all come back at once. */
+const RETRY_SPREAD_MS = 2000
+
+/**
+ * Admits long-lived connections (WebSocket, SSE, iframe streams): at most
+ * `maxConnections` open, `maxConnectionsPerIp` from one client address, and
+ * new ones at `maxConnectsPerSecond` (a token bucket with a second's burst).
+ */
+export class ConnectionLimits {
+  readonly #options: ConnectionLimitOptions
+  readonly #perIp: KeyedCounter
+  readonly #connects: TokenBucket
+  #open = 0
+
+  constructor(options: ConnectionLimitOptions) {
+    this.#options = options
+    this.#perIp = new KeyedCounter(options.maxConnectionsPerIp)
+    this.#connects = new TokenBucket(options.maxConnectsPerSecond, Math.max(1, options.maxConnectsPerSecond))
+  }
+
+  /** Connections admitted and not yet released. */
+  get open(): number {
+    return this.#open
+  }
+
+  /**
+   * Admits a connection from `ip`: returns the function that releases its
+   * place (call it once, when it closes), or why it is refused.
+   */
+  admit(ip: string): { ok: true; release: () => void } | ({ ok: false } & ConnectionRefusal) {
+    const spread = Math.floor(Math.random() * RETRY_SPREAD_MS)
+    if (this.#open >= this.#options.maxConnections) {
+      return { ok: false, message: 'too many connections', retryMs: 1000 + spread }
+    }
+    const wait = this.#connects.waitMs()
+    if (wait > 0) return { ok: false, message: 'too many new connections', retryMs: wait + spread }
+    if (!this.#perIp.acquire(ip)) {
+      return { ok: false, message: 'too many connections from this address', retryMs: 1000 + spread }
+    }
+    this.#connects.take()
+    this.#open += 1
+    let released = false
+    return {
+      ok: true,
+      release: () => {
+        if (released) return
+        released = true
+        this.#open -= 1
+        this.#perIp.release(ip)
+      },
+    }
   }
 }
