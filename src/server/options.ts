@@ -85,6 +85,25 @@ export interface PushServerOptions {
    */
   historyTtlMs?: number
   /**
+   * How long (ms) the default MemoryBroker keeps the record (epoch and offset) of a published
+   * channel with no subscriber and no history left; see MemoryBrokerOptions.idleChannelTtlMs.
+   * Channels never published to keep no record once their last subscriber has gone.
+   * @default 300_000 (5 min)
+   */
+  idleChannelTtlMs?: number
+  /**
+   * Total history in bytes for the default MemoryBroker (the oldest messages of the channels
+   * idle the longest go first; a client resuming before them gets a `history-exhausted` gap).
+   * @default 67_108_864 (64 MiB)
+   */
+  maxHistoryBytes?: number
+  /**
+   * Channel records kept by the default MemoryBroker (the one idle the longest without a
+   * subscriber is forgotten first; its next subscriber gets an `epoch-changed` gap).
+   * @default 100_000
+   */
+  maxChannels?: number
+  /**
    * Largest client frame in UTF-8 bytes; WebSocket messages above 16× this close the connection (1009).
    * @default 65_536
    */
@@ -124,7 +143,7 @@ export interface PushServerOptions {
   allowedOrigins?: string[]
   /**
    * History and fan-out. Closed by `close()`.
-   * @default new MemoryBroker({ historySize, historyTtlMs })
+   * @default new MemoryBroker({ historySize, historyTtlMs, idleChannelTtlMs, maxHistoryBytes, maxChannels })
    */
   broker?: Broker
   /**
@@ -147,6 +166,80 @@ export interface PushServerOptions {
    * @default 4_194_304 (4 MiB)
    */
   maxBufferedBytes?: number
+  /**
+   * Read backpressure. A WebSocket connection with this many requests read and not yet done
+   * (they run one after another, so a slow onPublish queues them) is not read any more until
+   * half of them are done: the client's frames wait in its own buffers. `POST <path>/publish`
+   * requests in flight from one client address (see `clientIp`) past this are answered 429
+   * `RATE_LIMITED` with `Retry-After`.
+   * @default 64
+   */
+  maxRequestsInFlight?: number
+  /**
+   * Long-lived connections (WebSocket, SSE, iframe streams; polls are requests and don't count)
+   * open at once. One more is refused: a WebSocket gets a `close` frame `RATE_LIMITED` with
+   * `retryMs`, then close code 1013; SSE and iframe requests get 503 `RATE_LIMITED` with `Retry-After`.
+   * @default 20_000
+   */
+  maxConnections?: number
+  /**
+   * Long-lived connections from one client address (see `clientIp`: behind a proxy, set it,
+   * or every client counts as the proxy's address). Refused as for `maxConnections`.
+   * @default 1000
+   */
+  maxConnectionsPerIp?: number
+  /**
+   * New long-lived connections accepted per second, over all clients (a token bucket with a
+   * second's worth of burst). Refused as for `maxConnections`, with `retryMs` when the next is
+   * accepted plus up to 2 s of jitter, so a reconnect storm after a restart is spread out.
+   * @default 500
+   */
+  maxConnectsPerSecond?: number
+  /**
+   * `subscribe` frames per second on one WebSocket connection (a token bucket whose burst is
+   * twice this or `maxSubscriptions`, whichever is more, so a reconnect resubscribes everything
+   * at once). One more is answered with an `error` frame `RATE_LIMITED` naming the subscribe.
+   * Stream cursors (SSE, polls, iframe) are bounded by `maxSubscriptions` per request instead.
+   * @default 100
+   */
+  maxSubscribesPerSecond?: number
+  /**
+   * `publish` frames per second on one WebSocket connection (burst: twice this). One more is
+   * answered with an `error` frame `RATE_LIMITED` carrying its `rid`.
+   * @default 100
+   */
+  maxPublishesPerSecond?: number
+  /**
+   * Bytes per second read from one WebSocket connection (burst: this or 4 × `maxFrameBytes`,
+   * whichever is more). A client sending faster is not refused: the server stops reading it
+   * until the rate allows, and its frames wait in its own buffers.
+   * @default 1_048_576 (1 MiB)
+   */
+  maxReceiveBytesPerSecond?: number
+  /**
+   * The client address that per-client limits (`maxRequestsInFlight` of HTTP publishes,
+   * `maxConnectionsPerIp`) are counted by. Behind a reverse proxy every request comes from the
+   * proxy: read the address the proxy adds, and only from a proxy you run, for example
+   * `(req) => String(req.headers['x-real-ip'] ?? req.socket.remoteAddress)` behind nginx with
+   * `proxy_set_header X-Real-IP $remote_addr`, or the last entry of `X-Forwarded-For`.
+   * @default (req) => req.socket.remoteAddress
+   */
+  clientIp?: (req: IncomingMessage) => string
+  /**
+   * How long (ms) the server remembers a publish's idempotency `key` (protocol.md 3.4): a retry
+   * within this window is answered with the first `ack` instead of being stored again. Keys
+   * are remembered per client (per verified token when `authenticate` is set, else one scope
+   * for all) and matched together with the publish they came with, so another client using the
+   * same key never gets the first one's ack and its own publish is stored.
+   * @default 300_000 (5 min)
+   */
+  idempotencyWindowMs?: number
+  /**
+   * Idempotency keys remembered per client within the window (about 250 bytes each); past it
+   * that client's oldest keys are forgotten first, never another client's.
+   * @default 100_000
+   */
+  maxIdempotencyKeysPerClient?: number
   /**
    * Decides client publishes. Without it every client publish is accepted.
    * @default undefined
@@ -204,6 +297,11 @@ export interface PushServer {
    * listeners installed before (an Express or Fastify app), WebSocket
    * upgrades for other paths to other upgrade listeners. Attach after the
    * app is installed: a request listener added later also sees push requests.
+   *
+   * The server's own timeouts are left as they are: they are the app's too, and a lower
+   * `requestTimeout` would cut its slow uploads. The push endpoints don't need them: SSE, polls
+   * and upgrades have no body, a publish body must arrive within 10 s, and Node bounds the
+   * headers (`headersTimeout`, 60 s by default).
    */
   attach(server: HttpServer | HttpsServer, options?: AttachOptions): void
   /**

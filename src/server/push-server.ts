@@ -14,7 +14,7 @@ import { PollEndpoint } from './endpoints/poll.js'
 import { SseEndpoint } from './endpoints/sse.js'
 import { WebSocketEndpoint } from './endpoints/websocket.js'
 import { Hub } from './hub/hub.js'
-import { errorFrame, helloFrame } from './hub/out-frame.js'
+import { errorFrame, helloFrame, quoteForMessage } from './hub/out-frame.js'
 import type {
   AttachOptions,
   PublishOptions,
@@ -25,6 +25,7 @@ import type {
   ServerTransport,
 } from './options.js'
 import { createAuthenticator } from './policy/authentication.js'
+import { ConnectionLimits, KeyedCounter, socketAddress } from './policy/limits.js'
 import { Publisher, jsonSnapshot } from './policy/publisher.js'
 
 /** Every transport `pushline/server` serves, in the default negotiation order. */
@@ -42,6 +43,7 @@ class PushServerImpl implements PushServer {
   readonly #path: string
   readonly #broker: Broker
   readonly #hub: Hub
+  readonly #publisher: Publisher
   /** Path under `<base>/` → its endpoint; only offered transports (and `publish`) are in it. */
   readonly #routes: ReadonlyMap<string, Endpoint>
   readonly #detachers: (() => void)[] = []
@@ -73,8 +75,16 @@ class PushServerImpl implements PushServer {
       throw new RangeError('brokerLingerMs must be a number of milliseconds, 0 or more')
     }
     const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024
+    const maxRequestsInFlight = positive('maxRequestsInFlight', options.maxRequestsInFlight ?? 64)
     this.#broker =
-      options.broker ?? new MemoryBroker({ historySize: options.historySize, historyTtlMs: options.historyTtlMs })
+      options.broker ??
+      new MemoryBroker({
+        historySize: options.historySize,
+        historyTtlMs: options.historyTtlMs,
+        idleChannelTtlMs: options.idleChannelTtlMs,
+        maxHistoryBytes: options.maxHistoryBytes,
+        maxChannels: options.maxChannels,
+      })
     this.#hub = new Hub({
       broker: this.#broker,
       heartbeatMs,
@@ -85,17 +95,66 @@ class PushServerImpl implements PushServer {
       logger,
     })
     const authenticate = createAuthenticator(options.authenticate, logger)
-    const publisher = new Publisher(this.#broker, options.onPublish, logger)
+    const keyWindowMs = positive('idempotencyWindowMs', Math.min(options.idempotencyWindowMs ?? 300_000, MAX_TIMER_MS))
+    const maxKeysPerClient = positive('maxIdempotencyKeysPerClient', options.maxIdempotencyKeysPerClient ?? 100_000)
+    const publisher = new Publisher(this.#broker, options.onPublish, logger, {
+      keyWindowMs,
+      maxKeysPerClient,
+      tokensVerified: options.authenticate !== undefined,
+    })
+    this.#publisher = publisher
     const offers = (transport: ServerTransport): boolean => transports.includes(transport)
     // protocol.md 2.1: pollHoldMs tells a client that sends no `hold` how long a poll may take.
     const pollHoldMs = offers('long-polling') ? longPollHoldMs : undefined
     const hello = (session: string) => helloFrame(session, heartbeatMs, maxFrameBytes, transports, pollHoldMs)
-    const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello }
+    const clientIp = options.clientIp ?? socketAddress
+    const limits = new ConnectionLimits({
+      maxConnections: positive('maxConnections', options.maxConnections ?? 20_000),
+      maxConnectionsPerIp: positive('maxConnectionsPerIp', options.maxConnectionsPerIp ?? 1000),
+      maxConnectsPerSecond: positive('maxConnectsPerSecond', options.maxConnectsPerSecond ?? 500),
+    })
+    const subscribesPerSecond = positive('maxSubscribesPerSecond', options.maxSubscribesPerSecond ?? 100)
+    const publishesPerSecond = positive('maxPublishesPerSecond', options.maxPublishesPerSecond ?? 100)
+    const receiveBytesPerSecond = positive('maxReceiveBytesPerSecond', options.maxReceiveBytesPerSecond ?? 1024 * 1024)
+    const rates = {
+      subscribesPerSecond,
+      // A client that reconnects subscribes all its channels at once.
+      subscribeBurst: Math.max(2 * subscribesPerSecond, maxSubscriptions),
+      publishesPerSecond,
+      publishBurst: 2 * publishesPerSecond,
+      receiveBytesPerSecond,
+      // At least a few of the largest frames at once.
+      receiveBurst: Math.max(receiveBytesPerSecond, 4 * maxFrameBytes),
+    }
+    const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello, limits, clientIp }
 
     const routes = new Map<string, Endpoint>()
-    routes.set('publish', new HttpPublishEndpoint(publisher, authenticate, maxFrameBytes))
+    routes.set(
+      'publish',
+      new HttpPublishEndpoint({
+        publisher,
+        authenticate,
+        maxFrameBytes,
+        inFlight: new KeyedCounter(maxRequestsInFlight),
+        clientIp,
+      }),
+    )
     if (offers('websocket')) {
-      routes.set('ws', new WebSocketEndpoint({ hub: this.#hub, publisher, authenticate, maxFrameBytes, hello, logger }))
+      routes.set(
+        'ws',
+        new WebSocketEndpoint({
+          hub: this.#hub,
+          publisher,
+          authenticate,
+          maxFrameBytes,
+          hello,
+          logger,
+          maxRequestsInFlight,
+          rates,
+          limits,
+          clientIp,
+        }),
+      )
     }
     if (offers('sse')) routes.set('sse', new SseEndpoint({ ...streams, retryMs: options.sseRetryMs ?? 2000 }))
     // Both polling transports share one endpoint; with long-polling off every poll is answered at once.
@@ -149,7 +208,9 @@ class PushServerImpl implements PushServer {
   }
 
   async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (!isChannelName(channel)) throw new PushError('INVALID_CHANNEL', `invalid channel name: ${channel}`, { channel })
+    if (!isChannelName(channel)) {
+      throw new PushError('INVALID_CHANNEL', `invalid channel name: ${quoteForMessage(String(channel))}`)
+    }
     const event = options.event ?? 'message'
     if (typeof event !== 'string' || event.length < 1 || event.length > 64) {
       throw new PushError('BAD_FRAME', 'event must be 1..64 characters', { channel })
@@ -174,6 +235,7 @@ class PushServerImpl implements PushServer {
     for (const detach of this.#detachers.splice(0).reverse()) detach()
     for (const endpoint of this.#routes.values()) endpoint.close?.()
     await this.#hub.shutdown()
+    this.#publisher.close()
     await this.#broker.close()
   }
 

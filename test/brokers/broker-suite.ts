@@ -208,6 +208,46 @@ export function registerBrokerTests(
       })
     })
 
+    describe('recover with a limit (paged replay)', () => {
+      // A broker may ignore the limit (then it returns everything, with no `more`); one that keeps
+      // it returns the oldest `limit` messages and `more`, and the pages join without a hole.
+      it('returns pages that join up to the newest message', async () => {
+        const channel = freshChannel('paged')
+        const stored = await publishInSequence(channel, 7)
+        const epoch = stored[0]?.epoch ?? ''
+        const got: StoredMessage[] = []
+        let since = { epoch, offset: 0 }
+        for (let page = 0; page < 10; page++) {
+          const recovery = await broker.recover(channel, since, { limit: 3 })
+          expect(recovery.gap).toBeUndefined()
+          expect(recovery.offset).toBe(since.offset)
+          if (recovery.messages.length > 3) expect(recovery.more).toBeFalsy()
+          got.push(...recovery.messages)
+          const last = recovery.messages.at(-1)
+          if (!recovery.more || !last) break
+          since = { epoch, offset: last.offset }
+        }
+        expect(got).toEqual(stored)
+      })
+
+      it('keeps the gap of the first page and pages what history has', async () => {
+        const channel = freshChannel('paged-gap')
+        const stored = await publishInSequence(channel, 5)
+        const epoch = stored[0]?.epoch ?? ''
+        const unknown = epoch === 'unknown0' ? 'unknown1' : 'unknown0'
+        const first = await broker.recover(channel, { epoch: unknown, offset: 9 }, { limit: 2 })
+        expect(first).toMatchObject({ epoch, offset: 0, gap: 'epoch-changed' })
+        if (first.more) {
+          expect(first.messages).toEqual(stored.slice(0, 2))
+          const rest = await broker.recover(channel, { epoch, offset: 2 }, { limit: 10 })
+          expect(rest).toMatchObject({ epoch, offset: 2, messages: stored.slice(2) })
+          expect(rest.more).toBeFalsy()
+        } else {
+          expect(first.messages).toEqual(stored)
+        }
+      })
+    })
+
     describe('close', () => {
       it('makes later calls reject instead of hang', async () => {
         const channel = freshChannel('closed')

@@ -1,6 +1,6 @@
 import type { Position } from '../../src/protocol/position.js'
 import { MemoryBroker } from '../../src/server/index.js'
-import type { Broker, Recovery, StoredMessage } from '../../src/server/index.js'
+import type { Broker, RecoverOptions, Recovery, StoredMessage } from '../../src/server/index.js'
 
 /** A MemoryBroker that counts the subscriptions made to it and those still active. */
 export class CountingBroker implements Broker {
@@ -29,8 +29,8 @@ export class CountingBroker implements Broker {
     }
   }
 
-  recover(channel: string, since: Position | undefined): Promise<Recovery> {
-    return this.inner.recover(channel, since)
+  recover(channel: string, since: Position | undefined, options?: RecoverOptions): Promise<Recovery> {
+    return this.inner.recover(channel, since, options)
   }
 
   close(): Promise<void> {

@@ -14,6 +14,12 @@ async function publishN(broker: MemoryBroker, channel: string, n: number): Promi
 
 const offsets = (messages: StoredMessage[]) => messages.map((m) => m.offset)
 
+async function publishN2(broker: MemoryBroker, channel: string, n: number, data: string): Promise<StoredMessage[]> {
+  const out: StoredMessage[] = []
+  for (let i = 0; i < n; i++) out.push(await broker.publish(channel, 'e', data))
+  return out
+}
+
 // What the conformance suite leaves open: exact history bounds, time, memory, listener isolation.
 describe('MemoryBroker', () => {
   let broker: MemoryBroker
@@ -165,6 +171,83 @@ describe('MemoryBroker', () => {
     const after = await broker.recover('c', { epoch, offset: 1 })
     expect(after.epoch).not.toBe(epoch)
     expect(after).toMatchObject({ offset: 0, messages: [], gap: 'epoch-changed' })
+  })
+
+  it('keeps no record of a channel never published to once its last subscriber leaves, and gives it the same epoch back', async () => {
+    broker = new MemoryBroker()
+    const stop = await broker.subscribe('quiet', () => {})
+    const { epoch } = await broker.recover('quiet', undefined)
+    expect(broker.stats().channels).toBe(1)
+    stop()
+    expect(broker.stats().channels).toBe(0)
+    // Nothing was lost: a client at epoch-0 resumes without a gap.
+    expect(await broker.recover('quiet', { epoch, offset: 0 })).toEqual({ epoch, offset: 0, messages: [] })
+    expect(broker.stats().channels).toBe(0)
+  })
+
+  it('stays bounded through 100,000 distinct channels subscribed and left', async () => {
+    broker = new MemoryBroker()
+    let most = 0
+    for (let i = 0; i < 100_000; i++) {
+      const stop = await broker.subscribe(`touch.${i}`, () => {})
+      await broker.recover(`touch.${i}`, { epoch: 'madeup', offset: 3 })
+      most = Math.max(most, broker.stats().channels)
+      stop()
+    }
+    expect(most).toBe(1)
+    expect(broker.stats().channels).toBe(0)
+  })
+
+  it('gives a forgotten published channel a new epoch, never its old one back', async () => {
+    broker = new MemoryBroker({ idleChannelTtlMs: 1000, historyTtlMs: 500 })
+    const [first] = await publishN(broker, 'gone', 3)
+    vi.advanceTimersByTime(5000)
+    expect(broker.stats().channels).toBe(0)
+    const after = await broker.recover('gone', { epoch: first?.epoch ?? '', offset: 3 })
+    expect(after).toMatchObject({ offset: 0, messages: [], gap: 'epoch-changed' })
+    expect(after.epoch).not.toBe(first?.epoch)
+  })
+
+  it('bounds total history by maxHistoryBytes, dropping the oldest of the channels idle the longest first', async () => {
+    const data = 'x'.repeat(1000)
+    // Each message weighs its data's JSON (1002), channel (1), event (1) and 64: 1068 bytes.
+    broker = new MemoryBroker({ maxHistoryBytes: 10 * 1068 })
+    const a = await publishN2(broker, 'a', 4, data)
+    vi.advanceTimersByTime(10)
+    await publishN2(broker, 'b', 4, data)
+    vi.advanceTimersByTime(10)
+    expect(broker.stats()).toMatchObject({ historyMessages: 8, historyBytes: 8 * 1068 })
+    // c's 4 messages push the total past 10: a (idle the longest) loses its 2 oldest.
+    await publishN2(broker, 'c', 4, data)
+    expect(broker.stats()).toMatchObject({ historyMessages: 10, historyBytes: 10 * 1068 })
+    const epoch = a[0]?.epoch ?? ''
+    const fromStart = await broker.recover('a', { epoch, offset: 0 })
+    expect(fromStart).toMatchObject({ offset: 2, gap: 'history-exhausted' })
+    expect(offsets(fromStart.messages)).toEqual([3, 4])
+    // The recover used `a`: now `b` is idle the longest and goes first.
+    await publishN2(broker, 'c', 2, data)
+    expect((await broker.recover('b', { epoch: (await broker.recover('b', undefined)).epoch, offset: 0 })).gap).toBe(
+      'history-exhausted',
+    )
+    expect(offsets((await broker.recover('a', { epoch, offset: 2 })).messages)).toEqual([3, 4])
+  })
+
+  it('bounds channel records by maxChannels, forgetting the one idle the longest without subscribers', async () => {
+    broker = new MemoryBroker({ maxChannels: 3 })
+    const stop = await broker.subscribe('watched', () => {})
+    const [old] = await publishN(broker, 'old', 2)
+    vi.advanceTimersByTime(10)
+    await publishN(broker, 'newer', 1)
+    vi.advanceTimersByTime(10)
+    await publishN(broker, 'newest', 1)
+    // 'watched' is the oldest but has a subscriber; 'old' goes.
+    expect(broker.stats().channels).toBe(3)
+    const resumed = await broker.recover('old', { epoch: old?.epoch ?? '', offset: 2 })
+    expect(resumed).toMatchObject({ offset: 0, messages: [], gap: 'epoch-changed' })
+    expect(resumed.epoch).not.toBe(old?.epoch)
+    const [again] = await publishN(broker, 'watched', 1)
+    expect(again?.offset).toBe(1)
+    stop()
   })
 
   it('rejects calls after close', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { PushError } from '../../src/server/index.js'
-import { cleanup, connect, startPushFixture } from '../helpers/push-fixture.js'
+import { cleanup, connect, startPushFixture, waitFor } from '../helpers/push-fixture.js'
 import type { PushFixture } from '../helpers/push-fixture.js'
 
 afterEach(cleanup)
@@ -118,5 +118,51 @@ describe('POST <base>/publish', () => {
       body: { type: 'error', code: 'UNAUTHORIZED', message: expect.any(String) },
     })
     expect((await post(server, { channel: 'c', data: 1 }, { Authorization: 'Bearer secret' })).status).toBe(200)
+  })
+})
+
+describe('POST <base>/publish in flight per client', () => {
+  it('answers publishes past maxRequestsInFlight from one address 429 RATE_LIMITED with Retry-After', async () => {
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    let inHook = 0
+    let mostInHook = 0
+    const server = await startPushFixture({
+      maxRequestsInFlight: 4,
+      onPublish: async () => {
+        inHook++
+        mostInHook = Math.max(mostInHook, inHook)
+        await released
+        inHook--
+      },
+    })
+    const requests = Array.from({ length: 30 }, (_, i) =>
+      fetch(`${server.directUrl}/publish`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ channel: 'c', data: i }),
+      }),
+    )
+    const statuses: number[] = []
+    const answers = requests.map(async (request) => {
+      const res = await request
+      statuses.push(res.status)
+      if (res.status === 429) {
+        expect(res.headers.get('retry-after')).toBe('1')
+        expect(await res.json()).toMatchObject({ type: 'error', code: 'RATE_LIMITED' })
+      } else {
+        await res.body?.cancel()
+      }
+    })
+    // Four are held by the hook; every other one is refused at once.
+    await waitFor(() => statuses.length === 26, '26 refusals')
+    expect(statuses.every((status) => status === 429)).toBe(true)
+    expect(inHook).toBe(4)
+    release()
+    await Promise.all(answers)
+    expect(statuses.filter((status) => status === 200)).toHaveLength(4)
+    expect(mostInHook).toBe(4)
+    // Done ones count no more.
+    expect((await post(server, { channel: 'c', data: 'later' })).status).toBe(200)
   })
 })

@@ -4,6 +4,7 @@ import { Connection } from '../../src/server/hub/connection.js'
 import type { FlushScheduler } from '../../src/server/hub/connection.js'
 import { Hub } from '../../src/server/hub/hub.js'
 import type { OutFrame } from '../../src/server/hub/out-frame.js'
+import { MemoryBroker } from '../../src/server/index.js'
 import { CountingBroker } from '../brokers/counting-broker.js'
 
 const LINGER_MS = 5000
@@ -134,4 +135,41 @@ describe('Hub broker subscriptions', () => {
     await hub.shutdown()
     expect(broker.active).toBe(0)
   })
+})
+
+describe('Hub channel records', () => {
+  // Real timers: fake ones make 100,000 linger timers many times slower.
+  it('stays bounded through 100,000 distinct channels subscribed and unsubscribed by one connection', async () => {
+    const memory = new MemoryBroker()
+    const hub = new Hub({
+      broker: memory,
+      heartbeatMs: 20_000,
+      heartbeatGraceMs: 10_000,
+      maxSubscriptions: 16,
+      maxBufferedBytes: 1 << 20,
+      brokerLingerMs: 5000,
+      logger: { error: () => {} },
+    })
+    const connection = new RecordingConnection(hub.scheduler)
+    hub.add(connection)
+    let mostHub = 0
+    let mostBroker = 0
+    for (let i = 0; i < 100_000; i++) {
+      await hub.subscribe(connection, [{ channel: `name.${i}`, since: { epoch: 'madeup', offset: 1 } }])
+      hub.unsubscribe(connection, `name.${i}`)
+      if (i % 1000 === 0) {
+        connection.flush()
+        connection.written.length = 0
+      }
+      mostHub = Math.max(mostHub, hub.channelRecords)
+      mostBroker = Math.max(mostBroker, memory.stats().channels)
+    }
+    // Lingering channels are capped; the broker keeps only what the hub still subscribes.
+    expect(mostHub).toBeLessThanOrEqual(10_001)
+    expect(mostBroker).toBeLessThanOrEqual(10_001)
+    await hub.shutdown()
+    expect(hub.channelRecords).toBe(0)
+    expect(memory.stats().channels).toBe(0)
+    await memory.close()
+  }, 60_000)
 })

@@ -19,6 +19,22 @@ export interface Recovery {
   messages: StoredMessage[]
   /** Set when the requested position could not be recovered in full. */
   gap?: GapReason
+  /**
+   * True when `messages` stops before the channel's newest message because of
+   * {@link RecoverOptions.limit}: the caller asks again from the last message's position.
+   */
+  more?: boolean
+}
+
+/** How much {@link Broker.recover} returns at once. */
+export interface RecoverOptions {
+  /**
+   * At most this many messages (the oldest first), with `more` set when the
+   * channel has newer ones. The hub replays history in pages of this size so
+   * that a resume never holds a channel's whole history for one connection.
+   * A broker that ignores it returns everything, as before; the hub copes.
+   */
+  limit?: number
 }
 
 /**
@@ -36,8 +52,11 @@ export interface Broker {
    * Returns a function that stops delivery.
    */
   subscribe(channel: string, listener: (message: StoredMessage) => void): Promise<() => void>
-  /** Everything after `since` (or nothing, with the current position, when `since` is undefined). */
-  recover(channel: string, since: Position | undefined): Promise<Recovery>
+  /**
+   * Everything after `since` (or nothing, with the current position, when `since` is undefined),
+   * up to `options.limit` messages.
+   */
+  recover(channel: string, since: Position | undefined, options?: RecoverOptions): Promise<Recovery>
   /** Releases resources; pending calls may reject. */
   close(): Promise<void>
 }

@@ -11,6 +11,8 @@ export function sendFrame(res: ServerResponse, status: number, frame: ServerFram
     'Content-Type': 'application/json; charset=utf-8',
     'Content-Length': String(Buffer.byteLength(body)),
     'Cache-Control': 'no-store',
+    // A browser must never take an error that quotes client input for HTML or script.
+    'X-Content-Type-Options': 'nosniff',
     ...headers,
   })
   res.end(body)
@@ -24,14 +26,17 @@ export function bearerToken(req: IncomingMessage): string | undefined {
   return match?.[1]
 }
 
-export type BodyRead = { ok: true; bytes: number; text: string } | { ok: false; reason: 'too-large' | 'aborted' }
+export type BodyRead =
+  | { ok: true; bytes: number; text: string }
+  | { ok: false; reason: 'too-large' | 'aborted' | 'timeout' }
 
 /**
- * Reads a request body up to `limit` bytes. Past the limit it stops keeping
+ * Reads a request body up to `limit` bytes within `timeoutMs`. Past the limit it stops keeping
  * data (it still drains the request, so the 413 answer reaches a client that
- * is still sending).
+ * is still sending). The deadline keeps a client trickling a body from holding
+ * the request (and its buffer) for Node's server-wide requestTimeout (300 s).
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<BodyRead> {
   return new Promise((resolve) => {
     const declared = Number(req.headers['content-length'])
     if (Number.isFinite(declared) && declared > limit) {
@@ -45,8 +50,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<BodyRead>
     const finish = (result: BodyRead): void => {
       if (done) return
       done = true
+      clearTimeout(timer)
       resolve(result)
     }
+    const timer = setTimeout(() => {
+      chunks.length = 0
+      finish({ ok: false, reason: 'timeout' })
+    }, timeoutMs)
     req.on('data', (chunk: Buffer) => {
       if (done) return
       bytes += chunk.length

@@ -7,7 +7,7 @@ import type { OutFrame } from '../hub/out-frame.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
-import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
+import { admitLongLived, admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
 
 const SCRIPT_ESCAPES: Record<string, string> = {
@@ -173,6 +173,7 @@ export class IframeEndpoint implements Endpoint {
       sendFrame(res, 403, errorFrame('SUBSCRIBE_REJECTED', 'origin not allowed'))
       return
     }
+    if (!admitLongLived(req, res, this.#options)) return
     const entries = await admitStreamRequest(req, res, query, 'iframe', this.#options)
     if (!entries) return
 

@@ -120,6 +120,12 @@ export class PollConnection extends Connection {
     return 0
   }
 
+  /** A full or sent answer takes nothing more: a replay stops here, and the next poll resumes it. */
+  override outputBytes(): number {
+    if (this.#full || this.#state === 'answered') return Number.POSITIVE_INFINITY
+    return super.outputBytes() + this.#bytes
+  }
+
   isResponsive(): boolean {
     return true
   }
@@ -146,6 +152,7 @@ export class PollConnection extends Connection {
       'Content-Type': 'application/x-ndjson; charset=utf-8',
       'Content-Length': String(Buffer.byteLength(body)),
       'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
     })
     res.end(body)
   }

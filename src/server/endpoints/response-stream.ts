@@ -17,6 +17,7 @@ export abstract class ResponseStreamConnection extends Connection {
     this.res = res
     res.on('drain', () => {
       this.#stalledSince = undefined
+      this.drained()
     })
   }
 

@@ -7,7 +7,7 @@ import type { OutFrame } from '../hub/out-frame.js'
 import type { Endpoint } from './endpoint.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
 import { CursorTracker, applyLastEventId } from './stream-cursor.js'
-import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
+import { admitLongLived, admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
 
 /** A comment line of 2 KiB: some proxies and browsers hold the first bytes until they have this many. */
@@ -77,6 +77,7 @@ export class SseEndpoint implements Endpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
     if (!requireGet(req, res)) return
+    if (!admitLongLived(req, res, this.#options)) return
     const parsed = await admitStreamRequest(req, res, query, 'sse', this.#options)
     if (!parsed) return
     const lastEventId = req.headers['last-event-id']

@@ -1,6 +1,7 @@
 import type { ErrorCode } from '../../protocol/frames.js'
 import { formatId, isChannelName, parseCursor, parseId } from '../../protocol/position.js'
 import type { CursorEntry, Position } from '../../protocol/position.js'
+import { quoteForMessage } from '../hub/out-frame.js'
 import type { ChannelPosition } from '../hub/out-frame.js'
 
 // Stream cursors for the transports that carry one stream per request and
@@ -25,7 +26,7 @@ export function parseRequestCursor(cursor: string, maxEntries: number): CursorPa
     const eq = part.indexOf('=')
     const channel = eq === -1 ? part : part.slice(0, eq)
     if (!isChannelName(channel)) {
-      return { ok: false, code: 'INVALID_CHANNEL', message: `invalid channel in cursor: ${JSON.stringify(channel)}` }
+      return { ok: false, code: 'INVALID_CHANNEL', message: `invalid channel in cursor: ${quoteForMessage(channel)}` }
     }
     if (seen.has(channel)) return { ok: false, code: 'BAD_FRAME', message: `channel ${channel} repeats in cursor` }
     seen.add(channel)

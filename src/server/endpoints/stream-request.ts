@@ -6,6 +6,7 @@ import type { Hub, SubscribeRequest } from '../hub/hub.js'
 import { errorFrame } from '../hub/out-frame.js'
 import type { OutFrame } from '../hub/out-frame.js'
 import type { Authenticator } from '../policy/authentication.js'
+import type { ConnectionLimits } from '../policy/limits.js'
 import { bearerToken, sendFrame } from './http-io.js'
 import { parseRequestCursor } from './stream-cursor.js'
 
@@ -18,6 +19,25 @@ export interface StreamRequestContext {
   hub: Hub
   authenticate: Authenticator
   maxSubscriptions: number
+  /** Places for long-lived streams (SSE, iframe); polls are requests and don't take one. */
+  limits: ConnectionLimits
+  clientIp: (req: IncomingMessage) => string
+}
+
+/**
+ * Takes a place for a long-lived stream (SSE, the iframe stream), freed when
+ * its response closes; over a connection limit answers 503 `RATE_LIMITED`
+ * with `Retry-After` and returns false.
+ */
+export function admitLongLived(req: IncomingMessage, res: ServerResponse, context: StreamRequestContext): boolean {
+  const admission = context.limits.admit(context.clientIp(req))
+  if (!admission.ok) {
+    const retryAfter = String(Math.max(1, Math.ceil(admission.retryMs / 1000)))
+    sendFrame(res, 503, errorFrame('RATE_LIMITED', admission.message), { 'Retry-After': retryAfter })
+    return false
+  }
+  res.once('close', admission.release)
+  return true
 }
 
 /** Answers 405 unless the request is a GET; true when it is. */

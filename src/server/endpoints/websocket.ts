@@ -10,6 +10,8 @@ import type { Logger } from '../options.js'
 import { tokenFromSubprotocols } from '../policy/authentication.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
+import { TokenBucket } from '../policy/limits.js'
+import type { ConnectionLimits } from '../policy/limits.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
@@ -61,14 +63,27 @@ export class WebSocketConnection extends Connection {
    * of the queue while it runs; undefined once it ran dry, so that an idle connection holds none.
    */
   inbound: Promise<void> | undefined
+  /** Requests read and not yet done (queued or running). */
+  inFlight = 0
+  /** Per-connection rates (maxSubscribesPerSecond, maxPublishesPerSecond, maxReceiveBytesPerSecond). */
+  readonly subscribes: TokenBucket
+  readonly publishes: TokenBucket
+  readonly receivedBytes: TokenBucket
+  /** Why the socket is not read: too many requests in flight, or over the byte rate. */
+  #backlogged = false
+  #throttled: ReturnType<typeof setTimeout> | undefined
   readonly #ws: WebSocket
   /** The upgraded socket ws reads from and writes to; fan-out writes finished frames to it directly. */
   readonly #socket: Duplex
 
-  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler) {
+  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler, rates: WebSocketRates) {
     super(scheduler)
     this.#ws = ws
     this.#socket = socket
+    socket.on('drain', () => this.drained())
+    this.subscribes = new TokenBucket(rates.subscribesPerSecond, rates.subscribeBurst)
+    this.publishes = new TokenBucket(rates.publishesPerSecond, rates.publishBurst)
+    this.receivedBytes = new TokenBucket(rates.receiveBytesPerSecond, rates.receiveBurst)
   }
 
   protected write(frames: readonly OutFrame[]): void {
@@ -102,12 +117,49 @@ export class WebSocketConnection extends Connection {
   }
 
   isResponsive(now: number, deadlineMs: number): boolean {
+    // Not reading is the server's doing (read backpressure): the client's pongs wait unread.
+    if (this.#ws.isPaused) return true
     return now - this.lastReceivedAt <= deadlineMs
   }
 
+  /** Stops reading the client's frames while too many requests wait (read backpressure), or reads them again. */
+  backlogged(on: boolean): void {
+    this.#backlogged = on
+    this.#applyReading()
+  }
+
+  /** Stops reading the client's frames for `ms` (over its byte rate). */
+  throttle(ms: number): void {
+    if (this.#throttled !== undefined) return
+    this.#throttled = setTimeout(() => {
+      this.#throttled = undefined
+      this.#applyReading()
+    }, ms)
+    this.#throttled.unref()
+    this.#applyReading()
+  }
+
+  #applyReading(): void {
+    const paused = this.#backlogged || this.#throttled !== undefined
+    if (paused === this.#ws.isPaused) return
+    if (paused) this.#ws.pause()
+    else this.#ws.resume()
+  }
+
   terminate(): void {
+    clearTimeout(this.#throttled)
     this.#ws.terminate()
   }
+}
+
+/** Token-bucket rates of one WebSocket connection. */
+export interface WebSocketRates {
+  subscribesPerSecond: number
+  subscribeBurst: number
+  publishesPerSecond: number
+  publishBurst: number
+  receiveBytesPerSecond: number
+  receiveBurst: number
 }
 
 export interface WebSocketEndpointOptions {
@@ -117,6 +169,11 @@ export interface WebSocketEndpointOptions {
   maxFrameBytes: number
   hello: (session: string) => OutFrame
   logger: Logger
+  /** Requests of one connection read and not yet done; past this it is not read until half are done. */
+  maxRequestsInFlight: number
+  rates: WebSocketRates
+  limits: ConnectionLimits
+  clientIp: (req: IncomingMessage) => string
 }
 
 /** ws closes the socket itself (1009 on an oversized message, 1002 on a protocol error) and emits 'close'. */
@@ -151,10 +208,18 @@ export class WebSocketEndpoint implements Endpoint {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
+    const admission = this.#options.limits.admit(this.#options.clientIp(req))
+    if (!admission.ok) {
+      this.#refuse(req, socket, head, admission.message, admission.retryMs)
+      return
+    }
+    // Whatever happens to the socket from here (refused, failed, closed), its place is freed.
+    socket.once('close', admission.release)
     const token = tokenFromSubprotocols(req.headers['sec-websocket-protocol'])
     const verdict = this.#options.authenticate(token, 'websocket', req.headers)
+    const client = this.#options.publisher.clientScope(token)
     if (typeof verdict === 'string') {
-      this.#complete(req, socket, head, verdict)
+      this.#complete(req, socket, head, verdict, client)
       return
     }
     // Node removed its own error listener on upgrade; an error while the
@@ -164,7 +229,7 @@ export class WebSocketEndpoint implements Endpoint {
     void verdict.then((result) => {
       socket.off('error', onError)
       if (this.#closed) socket.destroy()
-      else this.#complete(req, socket, head, result)
+      else this.#complete(req, socket, head, result, client)
     })
   }
 
@@ -173,7 +238,19 @@ export class WebSocketEndpoint implements Endpoint {
     this.#wss.close()
   }
 
-  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict): void {
+  /**
+   * Over a connection limit: the upgrade completes so that the client can read why and how long
+   * to wait (a browser can't read an HTTP refusal of an upgrade), then closes with 1013.
+   */
+  #refuse(req: IncomingMessage, socket: Duplex, head: Buffer, message: string, retryMs: number): void {
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', ignoreError)
+      ws.send(closeFrame('RATE_LIMITED', message, retryMs).json)
+      ws.close(1013, 'try again later')
+    })
+  }
+
+  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict, client: string): void {
     // The callback must not close over `req`: listeners made in it live as long as the connection, and
     // would keep the whole request (raw headers, parser state) alive with it.
     const { headers } = req
@@ -190,11 +267,11 @@ export class WebSocketEndpoint implements Endpoint {
         }
         return
       }
-      this.#accept(ws, socket, headers)
+      this.#accept(ws, socket, headers, client)
     })
   }
 
-  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders): void {
+  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders, client: string): void {
     const { hub, hello } = this.#options
     if (!hub.isOpen) {
       // The handshake finished while the server began closing.
@@ -202,32 +279,50 @@ export class WebSocketEndpoint implements Endpoint {
       ws.close(1001, 'server shutdown')
       return
     }
-    const connection = new WebSocketConnection(ws, socket, hub.scheduler)
+    const connection = new WebSocketConnection(ws, socket, hub.scheduler, this.#options.rates)
     hub.add(connection)
     connection.send(hello(connection.session))
     // Only the headers are kept, and only when an onPublish hook will read them.
     const kept = this.#options.publisher.readsHeaders ? headers : NO_HEADERS
-    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept))
+    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept, client))
     ws.on('close', () => hub.remove(connection))
   }
 
-  /** Runs `task` after the connection's earlier requests; a failure is logged and never stops the queue. */
+  /**
+   * Runs `task` after the connection's earlier requests; a failure is logged and never stops the
+   * queue. Read backpressure: with `maxRequestsInFlight` requests waiting, the socket is not read
+   * (the client's sends back up in its own buffers) until half of them are done.
+   */
   #serially(connection: WebSocketConnection, task: () => unknown): void {
+    const { maxRequestsInFlight } = this.#options
+    connection.inFlight += 1
+    if (connection.inFlight >= maxRequestsInFlight) connection.backlogged(true)
     const queued: Promise<void> = (connection.inbound ?? Promise.resolve())
       .then(async () => void (await task()))
       .catch((error: unknown) => {
         this.#options.logger.error('pushline: handling a websocket frame failed', error)
       })
       .then(() => {
+        connection.inFlight -= 1
+        if (connection.inFlight <= maxRequestsInFlight / 2) connection.backlogged(false)
         if (connection.inbound === queued) connection.inbound = undefined
       })
     connection.inbound = queued
   }
 
-  #receive(connection: WebSocketConnection, data: RawData, isBinary: boolean, headers: IncomingHttpHeaders): void {
+  #receive(
+    connection: WebSocketConnection,
+    data: RawData,
+    isBinary: boolean,
+    headers: IncomingHttpHeaders,
+    client: string,
+  ): void {
     if (!connection.isOpen) return // shutting down: the close frame is out
     connection.lastReceivedAt = Date.now()
     const bytes = toBuffer(data)
+    // Over the byte rate: this message is handled, and the socket rests until the rate allows more.
+    const restMs = connection.receivedBytes.spend(bytes.length)
+    if (restMs > 0) connection.throttle(restMs)
     const { maxFrameBytes } = this.#options
     if (isBinary && bytes.length <= maxFrameBytes) {
       connection.send(new OutFrame(errorFrame('BAD_FRAME', 'frames are text messages')))
@@ -243,6 +338,10 @@ export class WebSocketEndpoint implements Endpoint {
     const frame = decoded.frame
     switch (frame.type) {
       case 'subscribe':
+        if (!connection.subscribes.take()) {
+          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many subscribes per second', frame)))
+          return
+        }
         this.#serially(connection, () => this.#options.hub.subscribe(connection, [frame]))
         return
       case 'unsubscribe':
@@ -250,7 +349,11 @@ export class WebSocketEndpoint implements Endpoint {
         return
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
-        const origin = { transport: 'websocket' as const, session: connection.session, headers }
+        if (!connection.publishes.take()) {
+          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many publishes per second', { rid, channel })))
+          return
+        }
+        const origin = { transport: 'websocket' as const, session: connection.session, headers, client }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)
           connection.send(new OutFrame(answer))

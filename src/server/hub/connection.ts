@@ -62,6 +62,13 @@ export abstract class Connection {
   readonly wantsPing: boolean = true
   #state: ConnectionState = 'open'
   #pending: OutFrame[] = []
+  /** JSON characters of `#pending`: what this turn's flush is about to write. */
+  #pendingBytes = 0
+  /**
+   * Set by the hub while a replay waits for room: the transport calls it (through
+   * {@link drained}) when its written output has been taken by the client.
+   */
+  onDrain: ((connection: Connection) => void) | undefined
   readonly #scheduler: FlushScheduler
   /** Made when first asked for (at shutdown): an idle connection holds no promise for it. */
   #done: Promise<void> | undefined
@@ -90,7 +97,21 @@ export abstract class Connection {
   send(frame: OutFrame): void {
     if (this.#state !== 'open') return
     this.#pending.push(frame)
+    this.#pendingBytes += frame.json.length
     if (this.#pending.length === 1) this.#scheduler.mark(this)
+  }
+
+  /**
+   * Output queued or written but not yet taken by the client, in bytes: what the
+   * hub weighs against `maxBufferedBytes` before it builds another replayed frame.
+   */
+  outputBytes(): number {
+    return this.#pendingBytes + this.bufferedBytes()
+  }
+
+  /** Transports call this when their written output has drained. */
+  protected drained(): void {
+    this.onDrain?.(this)
   }
 
   /** Writes the frames queued so far as one batch. */
@@ -98,6 +119,7 @@ export abstract class Connection {
     const frames = this.#pending
     if (frames.length === 0 || this.#state === 'closed') return
     this.#pending = []
+    this.#pendingBytes = 0
     this.write(frames)
   }
 
@@ -116,6 +138,8 @@ export abstract class Connection {
     if (this.#state === 'closed') return
     this.#state = 'closed'
     this.#pending = []
+    this.#pendingBytes = 0
+    this.onDrain = undefined
     this.#scheduler.forget(this)
     this.#resolveDone?.()
   }

@@ -4,6 +4,7 @@ import type { Logger } from '../options.js'
 import { Connection, FlushScheduler } from './connection.js'
 import { EpochFlapMonitor } from './epoch-flap-monitor.js'
 import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
+import { MESSAGE_FRAME_CACHE_BYTES, MessageFrameCache, REPLAY_BACKLOG_MESSAGES, REPLAY_PAGE_MESSAGES } from './replay.js'
 
 export interface HubOptions {
   broker: Broker
@@ -37,8 +38,18 @@ export interface Subscription {
   readonly since: Position | undefined
   readonly continues: boolean
   readonly local: LocalChannel
-  /** Live messages that arrived while recovering; undefined once live. */
+  /**
+   * Live messages that arrived while recovering; undefined once live. At most
+   * REPLAY_BACKLOG_MESSAGES: past that it is emptied and `backlogDropped` set.
+   */
   backlog: StoredMessage[] | undefined
+  /** Backlog messages were dropped: the replay fetches history once more before going live. */
+  backlogDropped: boolean
+  /** The history page being replayed (undefined before the first), and the next message's index in it. */
+  page: StoredMessage[] | undefined
+  pageIndex: number
+  /** History has more after the page. */
+  more: boolean
   /** Position of the last frame sent for this channel (valid once live). */
   epoch: string
   offset: number
@@ -63,6 +74,25 @@ interface LocalChannel {
   released: boolean
 }
 
+/**
+ * A connection's replays, run one subscription at a time in subscribe order,
+ * a frame at a time while the connection has room for more output.
+ */
+interface ReplayQueue {
+  readonly connection: Connection
+  /** Subscriptions whose `subscribed` frame or replay has yet to go out, oldest first. */
+  readonly waiting: Subscription[]
+  /** Set while a pass runs; a pass ends when the queue is empty or the connection has no room. */
+  pumping: boolean
+  pass: Promise<void>
+}
+
+/**
+ * Channels kept subscribed in the broker without a subscriber here (brokerLingerMs); past
+ * this the one that has lingered longest is released early. Releasing loses nothing.
+ */
+const MAX_LINGERING_CHANNELS = 10_000
+
 /** How long shutdown waits for clients to complete the close handshake. */
 const SHUTDOWN_WAIT_MS = 1000
 /** Close frames ask for a reconnect delay in [0, this), so clients don't all come back at once. */
@@ -85,6 +115,17 @@ export class Hub {
   /** Every connection, with its subscriptions by channel. */
   readonly #connections = new Map<Connection, Map<string, Subscription>>()
   readonly #channels = new Map<string, LocalChannel>()
+  readonly #replays = new Map<Connection, ReplayQueue>()
+  /** Channels without subscribers keeping their broker subscription, the oldest first. */
+  readonly #lingering = new Set<LocalChannel>()
+  /** Message frames shared by fan-out and replays: each message is encoded once however many connections get it. */
+  readonly #frames = new MessageFrameCache(MESSAGE_FRAME_CACHE_BYTES)
+  /**
+   * A replay builds its next frame only while the connection's output is below
+   * this: half of maxBufferedBytes, so that live messages arriving meanwhile
+   * have the other half before the connection counts as a slow consumer.
+   */
+  readonly #replayRoom: number
   readonly #heartbeat: ReturnType<typeof setInterval>
   readonly #epochFlaps = new EpochFlapMonitor()
   /** Logged once per process: the fix is the same for every client. */
@@ -93,9 +134,15 @@ export class Hub {
 
   constructor(options: HubOptions) {
     this.#options = options
+    this.#replayRoom = options.maxBufferedBytes / 2
     this.scheduler = new FlushScheduler(this.#checkBacklog)
     // One interval for all connections: a timer per connection costs memory and wakeups.
     this.#heartbeat = setInterval(this.#beat, options.heartbeatMs).unref()
+  }
+
+  /** Channels the hub keeps, with subscribers or lingering (for tests of its bounds). */
+  get channelRecords(): number {
+    return this.#channels.size
   }
 
   stats(): { connections: number; channels: number; subscriptions: number } {
@@ -121,6 +168,7 @@ export class Hub {
     const table = this.#connections.get(connection)
     if (!table) return
     this.#connections.delete(connection)
+    this.#replays.delete(connection)
     for (const subscription of table.values()) this.#detach(subscription)
     connection.markClosed()
   }
@@ -128,13 +176,20 @@ export class Hub {
   /**
    * Subscribes `connection` to each request's channel, resuming from its
    * position (protocol.md 4). Frames for the requests go out in request
-   * order: `subscribed`, the replay, then live messages. Never rejects.
+   * order: `subscribed`, the replay, then live messages. Resolves once they
+   * have gone out, or once the connection's output is full: the rest of the
+   * replay follows as the client reads (see {@link #pump}). Never rejects.
    */
   async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
-    const started: Subscription[] = []
     const table = this.#connections.get(connection)
+    if (!table) return
+    let queue = this.#replays.get(connection)
+    if (!queue) {
+      queue = { connection, waiting: [], pumping: false, pass: Promise.resolve() }
+      this.#replays.set(connection, queue)
+    }
     for (const request of requests) {
-      if (!connection.isOpen || !table) return
+      if (!connection.isOpen) return
       const previous = table.get(request.channel)
       if (previous) {
         // Subscribing again replaces the subscription (a recovery still running for it is dropped).
@@ -157,37 +212,19 @@ export class Hub {
         // recovery is either in the recovery or in the backlog (or both;
         // offsets drop the duplicate).
         backlog: [],
+        backlogDropped: false,
+        page: undefined,
+        pageIndex: 0,
+        more: false,
         epoch: '',
         offset: 0,
         active: true,
       }
       local.subscribers.add(subscription)
       table.set(request.channel, subscription)
-      started.push(subscription)
+      queue.waiting.push(subscription)
     }
-    const recoveries = await Promise.allSettled(
-      started.map((s) => s.local.ready.then(() => this.#options.broker.recover(s.channel, s.since))),
-    )
-    started.forEach((subscription, i) => {
-      const recovery = recoveries[i]
-      if (!subscription.active || !recovery) return
-      if (recovery.status === 'fulfilled') {
-        this.#goLive(subscription, recovery.value)
-        return
-      }
-      if ((recovery.reason as { code?: unknown } | undefined)?.code === 'BROKER_UNAVAILABLE') {
-        // Not this channel's fault and not for good: the client comes back later with its positions
-        // (an error frame would end its subscription, and a poll would retry at once, in a loop).
-        // The broker logs its outage once.
-        const retryMs = BROKER_RETRY_MIN_MS + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
-        subscription.connection.shutdown(closeFrame('BROKER_UNAVAILABLE', 'broker unavailable', retryMs))
-        return
-      }
-      this.#options.logger.error(`pushline: subscribing to ${subscription.channel} failed`, recovery.reason)
-      const { rid, channel } = subscription
-      subscription.connection.send(new OutFrame(errorFrame('INTERNAL', 'subscribe failed', { rid, channel })))
-      this.#detach(subscription)
-    })
+    await this.#runReplays(queue)
   }
 
   /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
@@ -217,31 +254,133 @@ export class Hub {
     }
     // Channels that were lingering before shutdown began.
     for (const local of [...this.#channels.values()]) this.#release(local)
+    this.#frames.clear()
+  }
+
+  #runReplays(queue: ReplayQueue): Promise<void> {
+    if (!queue.pumping) {
+      queue.pumping = true
+      queue.pass = this.#pump(queue)
+    }
+    return queue.pass
   }
 
   /**
-   * Sends the subscribed frame (left out for a continuing subscription that
-   * stays where the client is), the replay, then the backlog, and switches to live delivery.
+   * Sends what the connection's waiting subscriptions owe it, one frame at a
+   * time, checking the connection's output before building each: past
+   * {@link #replayRoom} it stops, and goes on when the transport reports the
+   * output drained. So a client that does not read holds at most its budget
+   * here, whatever history it asks for, and one that reads gets everything.
    */
-  #goLive(subscription: Subscription, recovery: Recovery): void {
+  async #pump(queue: ReplayQueue): Promise<void> {
+    const { connection, waiting } = queue
+    try {
+      for (;;) {
+        const subscription = waiting[0]
+        if (!subscription || !connection.isOpen || this.#replays.get(connection) !== queue) return
+        if (!subscription.active) {
+          waiting.shift()
+          continue
+        }
+        if (connection.outputBytes() >= this.#replayRoom) {
+          connection.onDrain = this.#resumeReplays
+          return
+        }
+        const { page } = subscription
+        const message = page?.[subscription.pageIndex]
+        if (message) {
+          subscription.pageIndex += 1
+          this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
+        } else if (!page || subscription.more || subscription.backlogDropped) {
+          await this.#fetchPage(subscription)
+        } else {
+          waiting.shift()
+          this.#goLive(subscription)
+        }
+      }
+    } finally {
+      queue.pumping = false
+    }
+  }
+
+  /** Resumes a connection's paused replays once its output has room again. */
+  readonly #resumeReplays = (connection: Connection): void => {
+    const queue = this.#replays.get(connection)
+    if (!queue || queue.pumping || queue.waiting.length === 0) return
+    if (connection.outputBytes() >= this.#replayRoom) return
+    connection.onDrain = undefined
+    void this.#runReplays(queue)
+  }
+
+  /**
+   * Fetches the subscription's next page of history. The first page decides
+   * the `subscribed` frame (left out for a continuing subscription that stays
+   * where the client is); a later one that finds history moved on (the client
+   * read slowly) says so with a `gap`.
+   */
+  async #fetchPage(subscription: Subscription): Promise<void> {
     const { connection, channel, since } = subscription
-    if (recovery.gap === 'epoch-changed' && subscription.continues && this.#epochFlaps.observe(connection.session, Date.now())) {
+    const first = subscription.page === undefined
+    subscription.backlogDropped = false
+    const from = first ? since : { epoch: subscription.epoch, offset: subscription.offset }
+    let recovery: Recovery
+    try {
+      await subscription.local.ready
+      recovery = await this.#options.broker.recover(channel, from, { limit: REPLAY_PAGE_MESSAGES })
+    } catch (error) {
+      if (!subscription.active) return
+      if ((error as { code?: unknown } | undefined)?.code === 'BROKER_UNAVAILABLE') {
+        // Not this channel's fault and not for good: the client comes back later with its positions
+        // (an error frame would end its subscription, and a poll would retry at once, in a loop).
+        // The broker logs its outage once.
+        const retryMs = BROKER_RETRY_MIN_MS + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
+        connection.shutdown(closeFrame('BROKER_UNAVAILABLE', 'broker unavailable', retryMs))
+        return
+      }
+      this.#options.logger.error(`pushline: recovering ${channel} failed`, error)
+      if (first) {
+        const { rid } = subscription
+        connection.send(new OutFrame(errorFrame('INTERNAL', 'subscribe failed', { rid, channel })))
+        this.#detach(subscription)
+      } else {
+        // Mid-replay: the client resumes from what it got when it reconnects.
+        connection.terminate()
+        this.remove(connection)
+      }
+      return
+    }
+    if (!subscription.active) return
+    subscription.page = recovery.messages
+    subscription.pageIndex = 0
+    // A broker that sets `more` with an empty page would replay forever.
+    subscription.more = recovery.more === true && recovery.messages.length > 0
+    if (first && recovery.gap === 'epoch-changed' && subscription.continues && this.#epochFlaps.observe(connection.session, Date.now())) {
       // Replaying this node's history to a client that will be on another node next time is the loop to break.
       if (!this.#epochFlapLogged) this.#options.logger.error(`pushline: ${EPOCH_FLAP_MESSAGE}`)
       this.#epochFlapLogged = true
       connection.shutdown(closeFrame('EPOCH_FLAPPING', EPOCH_FLAP_MESSAGE, EPOCH_FLAP_RETRY_MS))
       return
     }
-    const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
-    if (moved || !subscription.continues) {
-      connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, subscription.rid, recovery.gap))
+    if (first) {
+      const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
+      if (moved || !subscription.continues) {
+        connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, subscription.rid, recovery.gap))
+      }
+    } else if (recovery.gap !== undefined) {
+      connection.send(gapFrame(channel, recovery.gap, recovery.epoch, recovery.offset))
+    } else {
+      return
     }
     subscription.epoch = recovery.epoch
     subscription.offset = recovery.offset
-    for (const message of recovery.messages) this.#deliver(subscription, message, undefined)
+  }
+
+  /** The replay is done: sends the live messages that arrived meanwhile and switches to live delivery. */
+  #goLive(subscription: Subscription): void {
     const backlog = subscription.backlog ?? []
     subscription.backlog = undefined
-    for (const message of backlog) this.#deliver(subscription, message, undefined)
+    subscription.page = undefined
+    for (const message of backlog) this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
   }
 
   #localChannel(name: string): LocalChannel {
@@ -249,6 +388,7 @@ export class Hub {
     if (existing) {
       clearTimeout(existing.linger)
       existing.linger = undefined
+      this.#lingering.delete(existing)
       return existing
     }
     const local: LocalChannel = {
@@ -281,11 +421,18 @@ export class Hub {
     // Built on first use, then shared: serialized once per encoding, not per subscriber.
     let frame: OutFrame | null | undefined
     for (const subscription of local.subscribers) {
-      if (subscription.backlog) {
-        subscription.backlog.push(message)
+      const { backlog } = subscription
+      if (backlog) {
+        if (backlog.length >= REPLAY_BACKLOG_MESSAGES) {
+          // Bounded: these are in history, where the replay fetches them instead.
+          backlog.length = 0
+          subscription.backlogDropped = true
+        }
+        backlog.push(message)
         continue
       }
-      if (frame === undefined) frame = this.#encode(message)
+      // Cached too, for connections that replay this message soon after (a reconnect).
+      if (frame === undefined) frame = this.#frames.frameOf(message, this.#encode)
       this.#deliver(subscription, message, frame)
     }
   }
@@ -296,7 +443,7 @@ export class Hub {
    * offset or epoch, which a correct broker never produces, is announced
    * with a `gap` instead of being passed off as continuous.
    */
-  #deliver(subscription: Subscription, message: StoredMessage, shared: OutFrame | null | undefined): void {
+  #deliver(subscription: Subscription, message: StoredMessage, shared: OutFrame | null): void {
     const { connection, channel } = subscription
     const sameEpoch = message.epoch === subscription.epoch
     if (sameEpoch && message.offset <= subscription.offset) return
@@ -306,13 +453,12 @@ export class Hub {
     }
     subscription.epoch = message.epoch
     subscription.offset = message.offset
-    const frame = shared === undefined ? this.#encode(message) : shared
     // Data that cannot be serialized is lost to every subscriber; say so rather than skip an offset.
-    connection.send(frame ?? gapFrame(channel, 'history-exhausted', message.epoch, message.offset))
+    connection.send(shared ?? gapFrame(channel, 'history-exhausted', message.epoch, message.offset))
   }
 
   /** The message frame, encoded; null when its data can't be serialized. */
-  #encode(message: StoredMessage): OutFrame | null {
+  readonly #encode = (message: StoredMessage): OutFrame | null => {
     const frame = messageFrame(message)
     try {
       void frame.json
@@ -326,6 +472,7 @@ export class Hub {
   #detach(subscription: Subscription): void {
     subscription.active = false
     subscription.backlog = undefined
+    subscription.page = undefined
     const { connection, channel, local } = subscription
     const table = this.#connections.get(connection)
     if (table?.get(channel) === subscription) table.delete(channel)
@@ -352,6 +499,14 @@ export class Hub {
     }, brokerLingerMs)
     // A lingering channel must not keep the process alive.
     local.linger.unref()
+    // Bounded: a client touching many channel names can't make the hub keep them all for the linger.
+    this.#lingering.add(local)
+    if (this.#lingering.size > MAX_LINGERING_CHANNELS) {
+      for (const oldest of this.#lingering) {
+        this.#release(oldest)
+        break
+      }
+    }
   }
 
   /** The last local subscriber left (or the broker failed): stop the broker subscription. */
@@ -360,6 +515,7 @@ export class Hub {
     local.released = true
     clearTimeout(local.linger)
     local.linger = undefined
+    this.#lingering.delete(local)
     if (this.#channels.get(local.name) === local) this.#channels.delete(local.name)
     local.stop?.()
     local.stop = undefined
@@ -380,7 +536,11 @@ export class Hub {
 
   /** Slow consumer: its unsent output passed the limit. Drop it; it resumes from history on reconnect. */
   readonly #checkBacklog = (connection: Connection): void => {
-    if (connection.bufferedBytes() <= this.#options.maxBufferedBytes) return
+    if (connection.bufferedBytes() <= this.#options.maxBufferedBytes) {
+      // What was written may have gone to the kernel at once: no drain event will come for it.
+      this.#resumeReplays(connection)
+      return
+    }
     connection.terminate()
     this.remove(connection)
   }

@@ -112,6 +112,14 @@ export function gapFrame(channel: string, reason: GapReason, epoch: string, offs
   return new OutFrame({ type: 'gap', channel, reason, epoch, offset }, { channel, epoch, offset })
 }
 
+/** How much of a client's text (a channel name that isn't one) an error message quotes. */
+const QUOTED_CHARACTERS = 64
+
+/** `text` as an error message may quote it: JSON-quoted, its first 64 characters and `…` when longer. */
+export function quoteForMessage(text: string): string {
+  return JSON.stringify(text.length > QUOTED_CHARACTERS ? `${text.slice(0, QUOTED_CHARACTERS)}…` : text)
+}
+
 export function errorFrame(
   code: ErrorCode,
   message: string,

@@ -74,7 +74,8 @@ function describeIssues(raw: unknown, issues: readonly z.core.$ZodIssue[]): Erro
   // Echo rid and channel when they are usable, so the client can tell which request failed.
   const fields = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {}
   const rid = typeof fields.rid === 'string' && fields.rid.length >= 1 && fields.rid.length <= 64 ? fields.rid : undefined
-  const channelName = typeof fields.channel === 'string' ? fields.channel : undefined
+  // Echoed only when it could be a channel name: the client gets back no more than it could have meant.
+  const channelName = typeof fields.channel === 'string' && fields.channel.length <= 128 ? fields.channel : undefined
   const about = { rid, channel: channelName }
   // INVALID_CHANNEL only when the name is the sole problem; anything else is a malformed frame.
   if (issues.length > 0 && issues.every((issue) => issue.path[0] === 'channel' && issue.code === 'invalid_format')) {

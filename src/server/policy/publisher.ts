@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
 import { isPushError } from '../../errors.js'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
@@ -19,16 +20,43 @@ export interface PublishOrigin {
   transport: PublishTransport
   session: string
   headers: IncomingHttpHeaders
+  /**
+   * The client's idempotency scope ({@link idempotencyScope}): keys are matched only
+   * within it, so one client's key never answers another's publish.
+   */
+  client: string
+}
+
+export interface PublisherOptions {
+  /** How long (ms) a key is remembered after its publish. */
+  keyWindowMs: number
+  /** Keys remembered per client scope; past it that client's oldest are forgotten. */
+  maxKeysPerClient: number
+  /** Whether an `authenticate` option checks tokens (only then does a token tell clients apart). */
+  tokensVerified: boolean
+}
+
+/**
+ * The scope a client's idempotency keys live in: its token, when tokens are
+ * verified (an `authenticate` option), hashed so the table holds no secret.
+ * Without verification a token proves nothing (anyone could mint scopes with
+ * made-up tokens) and every client shares one scope; keys are then told
+ * apart by the publish they carry (see Publisher).
+ */
+export function idempotencyScope(token: string | undefined, tokensVerified: boolean): string {
+  if (!tokensVerified || token === undefined) return ''
+  return createHash('sha256').update(token).digest('base64url')
 }
 
 type Outcome =
   | { ok: true; channel: string; epoch: string; offset: number }
   | { ok: false; code: ErrorCode; message: string }
 
-/** protocol.md 3.4: keys are remembered for at least 5 minutes... */
-const KEY_TTL_MS = 5 * 60_000
-/** ... and bounded in number, so a flood of keys can't exhaust memory. */
-const MAX_KEYS = 10_000
+interface RememberedKey {
+  expiresAt: number
+  /** The outcome while the first publish runs; its result once it is stored. */
+  outcome: Promise<Outcome> | Outcome
+}
 
 /**
  * Client publishes from any transport: the onPublish policy, idempotency
@@ -38,18 +66,46 @@ export class Publisher {
   readonly #broker: Broker
   readonly #hook: PublishHook | undefined
   readonly #logger: Logger
-  /** `channel\0key` → outcome of the first publish with that key. Map order is insertion order, hence expiry order. */
-  readonly #keys = new Map<string, { expiresAt: number; outcome: Promise<Outcome> }>()
+  readonly #keyWindowMs: number
+  readonly #maxKeysPerClient: number
+  readonly #tokensVerified: boolean
+  /**
+   * Client scope → (`channel key fingerprint` → the first publish's outcome). Map order is
+   * insertion order, hence expiry order, within each scope.
+   */
+  readonly #keys = new Map<string, Map<string, RememberedKey>>()
+  #sweepTimer: ReturnType<typeof setInterval> | undefined
 
   /** Whether an onPublish hook will read a publish's request headers (else connections need not keep them). */
   get readsHeaders(): boolean {
     return this.#hook !== undefined
   }
 
-  constructor(broker: Broker, hook: PublishHook | undefined, logger: Logger) {
+  constructor(broker: Broker, hook: PublishHook | undefined, logger: Logger, options: PublisherOptions) {
     this.#broker = broker
     this.#hook = hook
     this.#logger = logger
+    this.#keyWindowMs = options.keyWindowMs
+    this.#maxKeysPerClient = options.maxKeysPerClient
+    this.#tokensVerified = options.tokensVerified
+  }
+
+  /** The idempotency scope of a client that presented `token`. */
+  clientScope(token: string | undefined): string {
+    return idempotencyScope(token, this.#tokensVerified)
+  }
+
+  /** Keys remembered over all clients (for tests). */
+  get rememberedKeys(): number {
+    let count = 0
+    for (const scope of this.#keys.values()) count += scope.size
+    return count
+  }
+
+  close(): void {
+    clearInterval(this.#sweepTimer)
+    this.#sweepTimer = undefined
+    this.#keys.clear()
   }
 
   async publish(request: PublishRequest, origin: PublishOrigin): Promise<AckFrame | ErrorFrame> {
@@ -58,24 +114,54 @@ export class Publisher {
     return errorFrame(outcome.code, outcome.message, { rid: request.rid, channel: request.channel })
   }
 
-  #applyOnce(request: PublishRequest, origin: PublishOrigin): Promise<Outcome> {
+  /**
+   * protocol.md 3.4: a key is applied once per client within the key window.
+   * The key is matched with the publish it came with (channel, event, data):
+   * a retry carries the same publish, so it matches; a different publish
+   * under a key already used (another client's, guessed or seen) is a new
+   * publish and is stored, never answered with the other one's ack.
+   */
+  async #applyOnce(request: PublishRequest, origin: PublishOrigin): Promise<Outcome> {
     const now = Date.now()
-    for (const [key, entry] of this.#keys) {
-      if (entry.expiresAt > now && this.#keys.size < MAX_KEYS) break
-      this.#keys.delete(key)
+    let scope = this.#keys.get(origin.client)
+    if (!scope) {
+      scope = new Map()
+      this.#keys.set(origin.client, scope)
+      this.#sweepTimer ??= setInterval(this.#sweep, Math.max(1000, this.#keyWindowMs / 10)).unref()
     }
-    const key = `${request.channel}\0${request.key}`
-    const known = this.#keys.get(key)
+    expire(scope, now)
+    const key = `${request.channel} ${request.key} ${fingerprint(request)}`
+    const known = scope.get(key)
     // A repeat, even one racing the first, gets the first one's answer (with its own rid).
-    if (known && known.expiresAt > now) return known.outcome
+    if (known) return known.outcome
     const outcome = this.#apply(request, origin)
-    const entry = { expiresAt: now + KEY_TTL_MS, outcome }
-    this.#keys.set(key, entry)
+    const entry: RememberedKey = { expiresAt: now + this.#keyWindowMs, outcome }
+    if (scope.size >= this.#maxKeysPerClient) {
+      // This client's oldest key goes; no other client's is touched.
+      for (const oldest of scope.keys()) {
+        scope.delete(oldest)
+        break
+      }
+    }
+    scope.set(key, entry)
+    const result = await outcome
+    if (result.ok) entry.outcome = result
     // Only a stored publish is final; after a failure a retry must really retry.
-    void outcome.then((result) => {
-      if (!result.ok && this.#keys.get(key) === entry) this.#keys.delete(key)
-    })
-    return outcome
+    else if (scope.get(key) === entry) scope.delete(key)
+    return result
+  }
+
+  /** Drops expired keys, and clients with none left. */
+  readonly #sweep = (): void => {
+    const now = Date.now()
+    for (const [client, scope] of this.#keys) {
+      expire(scope, now)
+      if (scope.size === 0) this.#keys.delete(client)
+    }
+    if (this.#keys.size === 0) {
+      clearInterval(this.#sweepTimer)
+      this.#sweepTimer = undefined
+    }
   }
 
   async #apply(request: PublishRequest, origin: PublishOrigin): Promise<Outcome> {
@@ -83,7 +169,8 @@ export class Publisher {
     let { event, data } = request
     if (this.#hook) {
       try {
-        const verdict = await this.#hook({ channel, event, data, ...origin })
+        const { transport, session, headers } = origin
+        const verdict = await this.#hook({ channel, event, data, transport, session, headers })
         if (verdict === false) return { ok: false, code: 'PUBLISH_REJECTED', message: 'publish rejected' }
         if (typeof verdict === 'object' && verdict !== null) {
           if (typeof verdict.event === 'string' && verdict.event !== '') event = verdict.event
@@ -109,6 +196,24 @@ export class Publisher {
       return { ok: false, code: 'INTERNAL', message: 'publish failed' }
     }
   }
+}
+
+function expire(scope: Map<string, RememberedKey>, now: number): void {
+  for (const [key, entry] of scope) {
+    if (entry.expiresAt > now) break
+    scope.delete(key)
+  }
+}
+
+/** What identifies a publish besides its key: a hash of its event and data (not kept whole: data may be large). */
+function fingerprint(request: PublishRequest): string {
+  let data: string
+  try {
+    data = JSON.stringify(request.data) ?? ''
+  } catch {
+    data = ''
+  }
+  return createHash('sha256').update(request.event).update('\0').update(data).digest('base64url').slice(0, 22)
 }
 
 /**
