@@ -7,6 +7,7 @@ export default defineConfig({
     server: 'src/server/index.ts',
     react: 'src/react/index.ts',
     share: 'src/client/share.ts',
+    'mqtt-bridge': 'src/mqtt-bridge/index.ts',
   },
   format: ['esm', 'cjs'],
   dts: true,
@@ -15,7 +16,7 @@ export default defineConfig({
   target: 'es2022',
   platform: 'neutral',
   // Node-only peers stay external; browsers use their globals instead. React is the app's own copy.
-  external: ['ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', /^node:/],
+  external: ['ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', 'mqtt', /^node:/],
   treeshake: true,
   splitting: true,
 })

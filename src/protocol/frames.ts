@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'SERVER_SHUTDOWN'
   | 'RECONNECT'
   | 'INTERNAL'
+  | 'MQTT_UNAVAILABLE'
   // raised by the client
   | 'PROTOCOL_ERROR'
   | 'TRANSPORT_FAILED'
