@@ -3,8 +3,8 @@ import { connect, type IConnackPacket, type IPublishPacket, type MqttClient } fr
 import { PushError } from '../errors.js'
 import { isChannelName } from '../protocol/position.js'
 import type { PublishContext, PublishVerdict, PushServer } from '../server/index.js'
-import type { MqttBridge, MqttBridgeLogger, MqttBridgeOptions, MqttBridgeStats, MqttMessage } from './options.js'
-import { decodePayload, encodePayload } from './payload.js'
+import { decodePayload, encodePayload, type MqttMessage } from '../mqtt/payload.js'
+import type { MqttBridge, MqttBridgeLogger, MqttBridgeOptions, MqttBridgeStats } from './options.js'
 
 /** Topics remembered for "logged once per topic", so a flood of distinct bad topics stays bounded. */
 const MAX_LOGGED_TOPICS = 1000
@@ -127,7 +127,9 @@ class MqttBridgeImpl implements MqttBridge {
       this.#counts.forwardFailed++
       throw new PushError('MQTT_UNAVAILABLE', `not connected to the MQTT broker; not forwarded to ${topic}`, { channel })
     }
-    const { payload, contentType } = encodePayload(context.data)
+    const encoded = encodePayload(context.data)
+    const payload = Buffer.from(encoded.payload.buffer, encoded.payload.byteOffset, encoded.payload.byteLength)
+    const contentType = encoded.contentType
     let pending: PendingForward | undefined
     const settled = new Promise<PublishVerdict>((resolve, reject) => {
       let done = false

@@ -1,31 +1,7 @@
 import type { IClientOptions } from 'mqtt'
 import type { PublishContext, PublishVerdict } from '../server/index.js'
 
-/**
- * The `data` of every message the bridge publishes into a channel (event `mqtt` by default).
- *
- * The payload is decoded by what it is, never by guessing from the topic: JSON when the bytes are
- * UTF-8 that parses as JSON (and the MQTT 5 content type, when there is one, is a JSON type), else
- * UTF-8 text, else base64 of the raw bytes. `format` says which, so a consumer never has to guess.
- */
-export interface MqttMessage {
-  /** The concrete topic the device published on (never a filter). */
-  topic: string
-  /** How `payload` was decoded from the MQTT payload bytes. */
-  format: 'json' | 'text' | 'base64'
-  /** The parsed JSON value, the text, or the base64 of the bytes, as `format` says. */
-  payload: unknown
-  /**
-   * True when the broker delivered this as the topic's retained message: the topic's last known
-   * state, handed over because the bridge subscribed (first start, or after the broker lost the
-   * bridge's session), not a new publish by the device. Absent otherwise.
-   */
-  retained?: true
-  /** MQTT 5 content type, when the publisher set one. */
-  contentType?: string
-  /** MQTT 5 user properties, when the publisher set any. */
-  userProperties?: Record<string, string | string[]>
-}
+export type { MqttMessage } from '../mqtt/payload.js'
 
 /** Counters of a bridge since it was created. */
 export interface MqttBridgeStats {

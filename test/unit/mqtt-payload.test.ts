@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodePayload, encodePayload } from '../../src/mqtt-bridge/payload.js'
+import { decodePayload, encodePayload } from '../../src/mqtt/payload.js'
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 
@@ -19,6 +19,8 @@ describe('MQTT payloads', () => {
     expect(decodePayload(buffer.subarray(2, 9))).toEqual({ format: 'json', payload: { a: 1 } })
     const binary = Buffer.from([0x41, 0xff, 0x42]).subarray(1, 2)
     expect(decodePayload(binary)).toEqual({ format: 'base64', payload: '/w==' })
+    const large = new Uint8Array(200_000).map((_, i) => (i * 7) % 256)
+    expect(decodePayload(large)).toEqual({ format: 'base64', payload: Buffer.from(large).toString('base64') })
   })
 
   it('parses JSON only when the MQTT 5 content type, if any, is a JSON type', () => {
@@ -33,8 +35,8 @@ describe('MQTT payloads', () => {
   })
 
   it('encodes a client publish: a string as its UTF-8, anything else as JSON', () => {
-    expect(encodePayload('on')).toEqual({ payload: Buffer.from('on'), contentType: 'text/plain; charset=utf-8' })
-    expect(encodePayload({ on: true })).toEqual({ payload: Buffer.from('{"on":true}'), contentType: 'application/json' })
-    expect(encodePayload(null)).toEqual({ payload: Buffer.from('null'), contentType: 'application/json' })
+    expect(encodePayload('on')).toEqual({ payload: bytes('on'), contentType: 'text/plain; charset=utf-8' })
+    expect(encodePayload({ on: true })).toEqual({ payload: bytes('{"on":true}'), contentType: 'application/json' })
+    expect(encodePayload(null)).toEqual({ payload: bytes('null'), contentType: 'application/json' })
   })
 })
