@@ -7,6 +7,7 @@ export default defineConfig({
     server: 'src/server/index.ts',
     react: 'src/react/index.ts',
     share: 'src/client/share.ts',
+    mqtt: 'src/mqtt/index.ts',
     'mqtt-bridge': 'src/mqtt-bridge/index.ts',
   },
   format: ['esm', 'cjs'],

@@ -35,6 +35,7 @@ const EXPECTED: Record<string, string[]> = {
   './server': ['createPushServer', 'MemoryBroker', 'PushError'],
   './react': ['PushProvider', 'usePush'],
   './share': ['tabShare'],
+  './mqtt': ['mqtt', 'topicMatches'],
   './mqtt-bridge': ['mqttBridge'],
 }
 
