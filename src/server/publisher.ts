@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { isPushError as isAnyPushError } from '../errors.js'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../protocol/frames.js'
 import type { Broker } from './broker.js'
 import { ackFrame, errorFrame } from './out-frame.js'
@@ -113,7 +114,7 @@ export class Publisher {
  * class (the CJS and ESM builds, or two bundles).
  */
 export function isPushError(error: unknown, code: ErrorCode): error is Error & { code: ErrorCode } {
-  return error instanceof Error && (error as { code?: unknown }).code === code
+  return isAnyPushError(error) && error.code === code
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { connectAsync, type MqttClient } from 'mqtt'
 import { afterEach, expect, it } from 'vitest'
-import { PushClient, type PushError, type PushMessage, type TransportName } from '../../src/index.js'
+import { PushClient, type PushError, type PushMessage } from '../../src/index.js'
 import { mqttBridge, type MqttBridge, type MqttBridgeOptions, type MqttMessage } from '../../src/mqtt-bridge/index.js'
 import { startPushFixture, waitFor, type PushFixture } from '../helpers/push-fixture.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
@@ -41,7 +41,7 @@ export function captureLogger() {
 }
 
 /** A PushClient on one transport, subscribed (confirmed by the server) to `channel`. */
-export async function subscribedClient(url: string, transport: TransportName, channel: string) {
+export async function subscribedClient(url: string, transport: 'websocket' | 'long-polling', channel: string) {
   const client = new PushClient({ url, transports: [transport], reconnect: { initialDelayMs: 50, maxDelayMs: 400 } })
   const messages: PushMessage<MqttMessage>[] = []
   const subscription = client.subscribe<MqttMessage>(channel, (message) => messages.push(message))
@@ -115,7 +115,7 @@ export function registerBridgeSuite({ startBroker, protocolVersion, streamCount,
     return { bridge: created, log }
   }
 
-  async function client(fixture: PushFixture, transport: TransportName, channel: string) {
+  async function client(fixture: PushFixture, transport: 'websocket' | 'long-polling', channel: string) {
     const subscribed = await subscribedClient(fixture.url, transport, channel)
     cleanups.push(() => subscribed.client.close())
     return subscribed

@@ -30,8 +30,8 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Pack
 
 /** Runtime exports each entry must have, by its subpath in package.json `exports`. */
 const EXPECTED: Record<string, string[]> = {
-  '.': ['PushClient', 'PushError', 'iframe', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
-  './core': ['PushClient', 'PushError', 'iframe', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
+  '.': ['PushClient', 'PushError', 'iframe', 'isPushError', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
+  './core': ['PushClient', 'PushError', 'iframe', 'isPushError', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
   './server': ['createPushServer', 'MemoryBroker', 'PushError'],
   './react': ['PushProvider', 'usePush'],
   './share': ['tabShare'],
