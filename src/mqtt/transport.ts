@@ -90,9 +90,11 @@ export function mqtt(options: MqttTransportOptions = {}): TransportFactory {
   // MQTT 5 subscription identifiers, one per channel: with overlapping filters (a topic and a
   // wildcard over it) the broker sends a message once per subscription, each naming its own.
   const subscriptionIds = new Map<string, number>()
+  // Packet id → hash of topic and payload of the last QoS 1 messages delivered, across connections.
+  const delivered = new Map<number, number>()
   return {
     name: 'mqtt',
-    create: (context) => createMqttTransport(context, options, { clientId, epoch, offsets, channels, subscriptionIds }),
+    create: (context) => createMqttTransport(context, options, { clientId, epoch, offsets, channels, subscriptionIds, delivered }),
   }
 }
 
@@ -103,10 +105,14 @@ interface MqttSession {
   offsets: Map<string, number>
   channels: Set<string>
   subscriptionIds: Map<string, number>
+  delivered: Map<number, number>
 }
 
+/** Packet ids remembered for spotting redeliveries. */
+const MAX_REMEMBERED_IDS = 1000
+
 function createMqttTransport(context: TransportContext, options: MqttTransportOptions, session: MqttSession): Transport {
-  const { clientId, epoch, offsets, channels, subscriptionIds } = session
+  const { clientId, epoch, offsets, channels, subscriptionIds, delivered } = session
   const protocolVersion = options.protocolVersion ?? 5
   const keepaliveSeconds = options.keepaliveSeconds ?? 20
   const filters = options.filters ?? {}
@@ -141,6 +147,16 @@ function createMqttTransport(context: TransportContext, options: MqttTransportOp
   }
 
   const onMessage = (topic: string, payload: Uint8Array, packet: IPublishPacket): void => {
+    // A QoS 1 message whose PUBACK was lost with the connection comes again, flagged dup, under the
+    // same packet id: if that id last carried this topic and payload, the client has it already.
+    const { messageId } = packet
+    if (packet.qos > 0 && messageId !== undefined) {
+      const hash = fnv1a(payload, fnv1a(utf8Encoder.encode(topic)))
+      if (packet.dup && delivered.get(messageId) === hash) return
+      delivered.delete(messageId)
+      delivered.set(messageId, hash)
+      if (delivered.size > MAX_REMEMBERED_IDS) delivered.delete(delivered.keys().next().value as number)
+    }
     const properties = packet.properties
     const data: MqttMessage = { topic, ...decodePayload(payload, properties?.contentType) }
     if (packet.retain) data.retained = true
@@ -282,6 +298,15 @@ export function topicMatches(filter: string, topic: string): boolean {
     if (level !== '+' && level !== topicLevels[i]) return false
   }
   return filterLevels.length === topicLevels.length
+}
+
+const utf8Encoder = new TextEncoder()
+
+/** 32-bit FNV-1a: a cheap hash that browsers can compute synchronously. */
+function fnv1a(bytes: Uint8Array, seed = 0x811c9dc5): number {
+  let hash = seed
+  for (const byte of bytes) hash = Math.imul(hash ^ byte, 0x01000193)
+  return hash >>> 0
 }
 
 function randomWord(length: number): string {
