@@ -15,8 +15,8 @@ const entry = {
 const external = ['ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', 'mqtt', /^node:/]
 
 /**
- * Property mangling, the convention: a property whose name starts with `_` (`_channels`,
- * `_hello`, `_confirmed`) is internal to one build of pushline, and the build renames it to a
+ * Property mangling, the convention: a property whose name starts with `_` (`_factory`,
+ * `_epoch`, `_confirmed`) is internal to one build of pushline, and the build renames it to a
  * short name; every other property keeps its name. So source code names internal records in full
  * and the bundle pays nothing for it. Such a property must never be public (the `.d.ts` files,
  * which are not mangled, would name what the code no longer has), never be stored or sent (wire
