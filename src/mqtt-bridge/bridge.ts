@@ -223,7 +223,9 @@ class MqttBridgeImpl implements MqttBridge {
       return
     }
     const subscriptions = Object.fromEntries(
-      this.#filters.map((filter) => [filter, { qos: 1 as const, ...(this.#noLocal && { nl: true }) }]),
+      // MQTT 5 retain handling 1: a subscription the session already has (a new bridge process on
+      // a kept session) does not make the broker resend every retained message.
+      this.#filters.map((filter) => [filter, { qos: 1 as const, ...(this.#mqtt5 && { rh: 1 }), ...(this.#noLocal && { nl: true }) }]),
     )
     this.#client.subscribe(subscriptions, (error, granted) => {
       if (error) {
