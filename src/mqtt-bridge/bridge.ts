@@ -163,12 +163,11 @@ class MqttBridgeImpl implements MqttBridge {
       }
       const timer = setTimeout(() => fail(`no PUBACK within ${this.#forwardTimeoutMs} ms`), this.#forwardTimeoutMs)
       pending = { settled: Promise.resolve(), fail }
+      // Before publishing: mqtt.js may call back at once (a client that is disconnecting).
+      this.#forwards.add(pending)
       this.#client.publish(topic, payload, { qos: 1, ...(this.#mqtt5 && { properties: { contentType } }) }, callback)
     })
-    if (pending) {
-      pending.settled = settled.catch(() => undefined)
-      this.#forwards.add(pending)
-    }
+    if (pending) pending.settled = settled.catch(() => undefined)
     return settled
   }
 
@@ -269,7 +268,12 @@ class MqttBridgeImpl implements MqttBridge {
   async #receive(packet: IPublishPacket): Promise<void> {
     this.#counts.received++
     const topic = String(packet.topic)
-    const channel = this.#channelOf(topic)
+    let channel: string | undefined
+    try {
+      channel = this.#channelOf(topic)
+    } catch (error) {
+      this.#logger.error(`pushline mqtt-bridge: channelOf(${JSON.stringify(topic)}) threw`, error)
+    }
     if (channel === undefined || !isChannelName(channel)) {
       this.#counts.droppedInvalidChannel++
       this.#warnOnce(topic, `topic ${JSON.stringify(topic)} maps to no valid channel name; its messages are dropped`)

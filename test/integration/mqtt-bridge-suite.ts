@@ -321,6 +321,27 @@ export function registerBridgeSuite({ startBroker, protocolVersion, streamCount,
     ])
   })
 
+  it('a channelOf that throws drops that message (counted, logged) and the bridge goes on', async () => {
+    const { broker, fixture } = await setup()
+    const { bridge: created, log } = bridge(fixture, {
+      url: broker.url,
+      subscribe: ['zone/+'],
+      channelOf: (topic) => {
+        if (topic === 'zone/bad') throw new Error('no mapping')
+        return topic
+      },
+    })
+    await created.ready()
+    const page = await client(fixture, 'websocket', 'zone/good')
+    const sensor = await device(broker.url)
+    await sensor.publishAsync('zone/bad', '1', { qos: 1 })
+    await sensor.publishAsync('zone/good', JSON.stringify({ n: 1 }), { qos: 1 })
+    await waitFor(() => page.messages.length >= 1, 'the message after the bad one')
+    expect(page.numbers()).toEqual([1])
+    expect(created.stats()).toMatchObject({ received: 2, published: 1, droppedInvalidChannel: 1 })
+    expect(log.errors.join('\n')).toMatch(/channelOf\("zone\/bad"\) threw/)
+  })
+
   it('a broker refusing the credentials: a clear error, retries with growing delays, no crash loop', async () => {
     const { broker, fixture } = await setup({ credentials: { username: 'bridge', password: 'right' } })
     const attempts: number[] = []
