@@ -238,8 +238,14 @@ function createMqttTransport(context: TransportContext, options: MqttTransportOp
     name: 'mqtt',
     open() {
       import('mqtt')
-        .then(({ connect }) => {
+        .then((loaded) => {
           if (closed) return
+          // Node resolves mqtt to its CommonJS build (named exports); browsers to dist/mqtt.esm.js,
+          // whose only export is the default object.
+          type Connect = typeof loaded.connect
+          const shapes = loaded as unknown as { connect?: Connect; default?: { connect?: Connect } }
+          const connect = shapes.connect ?? shapes.default?.connect
+          if (typeof connect !== 'function') throw new TypeError('the mqtt module has no connect()')
           const mqttClient = (client = connect(context.url, {
             ...options.connection,
             clientId,
