@@ -26,6 +26,7 @@ export {
   type GapReason,
   type LifecycleTarget,
   type LongPollingOptions,
+  type Negotiation,
   type Platform,
   type PublishAck,
   type PublishOptions,
