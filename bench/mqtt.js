@@ -14,8 +14,9 @@
 //    stored) and messages received by the direct subscriber, per second from reconnect.
 // 2. Latency: the device publishes BENCH_MQTT_RATE messages/s for BENCH_MQTT_SECONDS, each carrying
 //    its send time; percentiles of publish → delivery for the direct subscriber, a pushline
-//    WebSocket client and a pushline long-polling client (Node PushClients from dist/). "Added" is
-//    pushline's percentile minus the direct subscriber's.
+//    WebSocket client and a pushline long-polling client through the bridge, and a PushClient on
+//    the mqtt() transport straight on the broker's WebSocket listener (Node PushClients from
+//    dist/). "Added" is each percentile minus the direct subscriber's.
 // Everything but mosquitto runs in this one process (2 cores shared with the broker): the numbers
 // compare the paths, not the machine.
 
@@ -24,12 +25,13 @@ import { accessSync, constants } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import net from 'node:net'
-import { cpus, tmpdir, userInfo } from 'node:os'
+import { cpus, loadavg, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connect, connectAsync } from 'mqtt'
 import { PushClient } from '../dist/index.js'
+import { mqtt } from '../dist/mqtt.js'
 import { mqttBridge } from '../dist/mqtt-bridge.js'
 import { createPushServer } from '../dist/server.js'
 
@@ -51,7 +53,9 @@ async function main() {
     console.error('bench/mqtt: mosquitto not found (apt-get install -y --no-install-recommends mosquitto)')
     process.exit(1)
   }
-  console.log(`bench/mqtt: node ${process.version}, ${cpus().length} CPUs, mosquitto ${MOSQUITTO}`)
+  const load = loadavg()[0] ?? 0
+  console.log(`bench/mqtt: node ${process.version}, ${cpus().length} CPUs, load ${load.toFixed(1)}, mosquitto ${MOSQUITTO}`)
+  if (load > cpus().length) console.log('bench/mqtt: the machine is busy (load above its CPU count): expect noisy figures, p99 most')
   const broker = await startMosquitto()
   const http = createServer()
   const push = createPushServer({ heartbeatMs: 20_000 })
@@ -117,7 +121,7 @@ async function main() {
   console.log(`   bridge into pushline        ${fmt(bridgeRate)} msg/s   (${(bridgeRate / directRate).toFixed(2)}× direct)`)
 
   // ---- 2. latency ----
-  const latencies = { direct: [], websocket: [], 'long-polling': [] }
+  const latencies = { direct: [], websocket: [], 'long-polling': [], 'mqtt()': [] }
   direct.on('message', (topic, bytes) => {
     if (topic === 'bench/latency') latencies.direct.push(performance.now() - JSON.parse(bytes.toString()).sentAt)
   })
@@ -131,6 +135,15 @@ async function main() {
     client.connect()
     await subscribed
   }
+  // The other way to a page: PushClient straight on the broker's WebSocket listener, no bridge.
+  const overMqtt = new PushClient({ url: broker.wsUrl, transports: [mqtt({ clientId: `bench-page-${process.pid}` })] })
+  cleanups.push(() => overMqtt.close())
+  const overMqttSubscription = overMqtt.subscribe('bench/latency', (message) => {
+    latencies['mqtt()'].push(performance.now() - message.data.payload.sentAt)
+  })
+  const overMqttSubscribed = new Promise((resolve) => overMqttSubscription.on('subscribed', resolve))
+  overMqtt.connect()
+  await overMqttSubscribed
   const total = RATE * SECONDS
   const begin = performance.now()
   for (let n = 0; n < total; n++) {
@@ -150,7 +163,8 @@ async function main() {
   for (const [name, list] of Object.entries(latencies)) {
     const p50 = percentile(list, 50)
     const p99 = percentile(list, 99)
-    const label = name === 'direct' ? 'direct mqtt.js subscriber' : `pushline ${name} client`
+    const label =
+      name === 'direct' ? 'direct mqtt.js subscriber' : name === 'mqtt()' ? 'PushClient, mqtt() transport' : `bridge → ${name} client`
     const added = name === 'direct' ? '' : `${(p50 - base.p50).toFixed(2).padStart(9)}   ${(p99 - base.p99).toFixed(2).padStart(9)}`
     console.log(`   ${label.padEnd(28)}${p50.toFixed(2).padStart(7)}  ${p99.toFixed(2).padStart(9)}  ${added}`)
   }
@@ -161,6 +175,7 @@ async function main() {
 async function startMosquitto() {
   const dir = await mkdtemp(join(tmpdir(), 'pushline-bench-mosquitto-'))
   const port = await freePort()
+  const wsPort = await freePort()
   const config = [
     `user ${userInfo().username}`,
     'persistence false',
@@ -171,6 +186,10 @@ async function startMosquitto() {
     'log_dest none',
     // The throughput phase queues more than the default 1000 in-flight/queued messages per client.
     'max_queued_messages 0',
+    `listener ${wsPort} 127.0.0.1`,
+    'socket_domain ipv4',
+    'protocol websockets',
+    'allow_anonymous true',
     '',
   ].join('\n')
   await writeFile(join(dir, 'mosquitto.conf'), config)
@@ -184,7 +203,7 @@ async function startMosquitto() {
     await rm(dir, { recursive: true, force: true })
   })
   await waitUntil(() => accepting(port), 'mosquitto to listen', 10_000)
-  return { url: `mqtt://127.0.0.1:${port}` }
+  return { url: `mqtt://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${wsPort}` }
 }
 
 async function waitUntil(check, what, timeoutMs = PHASE_TIMEOUT_MS) {
