@@ -8,10 +8,12 @@ const entry = {
   react: 'src/react/index.ts',
   share: 'src/client/share.ts',
   redis: 'src/server/brokers/redis/index.ts',
+  mqtt: 'src/mqtt/index.ts',
+  'mqtt-bridge': 'src/mqtt-bridge/index.ts',
 }
 
 // Node-only peers stay external; browsers use their globals instead. React is the app's own copy.
-const external = ['@redis/client', 'ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', /^node:/]
+const external = ['@redis/client', 'ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', 'mqtt', /^node:/]
 
 /**
  * Property mangling, the convention: a property whose name starts with `_` (`_factory`,

@@ -15,6 +15,7 @@
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { createPushServer, PushError } from 'pushline/server'
+import { LIGHT_COMMANDS, startMqttDevices } from './mqtt-devices.js'
 
 const PORT = Number(process.env.PORT || 8080)
 const HOST = process.env.HOST ?? '127.0.0.1'
@@ -40,7 +41,9 @@ const push = createPushServer({
   historySize: 1000,
   // Browsers may publish to `chat` only, and only short non-empty text. The feeds below publish with
   // push.publish(), which is the server's own authority and does not pass through this hook.
-  onPublish: ({ channel, data }) => {
+  onPublish: (context) => {
+    const { channel, data } = context
+    if (channel === LIGHT_COMMANDS) return devices.onPublish(context)
     if (channel !== 'chat') throw new PushError('PUBLISH_REJECTED', `${channel} is read-only for browsers`)
     const text = typeof data === 'object' && data !== null ? data.text : undefined
     if (typeof text !== 'string' || text.trim() === '') throw new PushError('PUBLISH_REJECTED', 'message is empty')
@@ -78,7 +81,7 @@ async function handle(req, res) {
   if (req.method === 'GET' && pathname === '/demo/snapshot') {
     // The current state, with the id of the message that produced each part: the page loads this
     // once connected and keeps whichever is newer, the snapshot or a live message.
-    const body = JSON.stringify({ orders: [...recentOrders.values()], notifications: lastUnread })
+    const body = JSON.stringify({ orders: [...recentOrders.values()], notifications: lastUnread, devices: devices.snapshot() })
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(body)
     return
   }
@@ -112,6 +115,10 @@ async function handle(req, res) {
 
 // pushline owns everything under /push (its WebSocket, SSE and publish endpoints).
 push.attach(http, { path: '/push' })
+
+// The smart home: an embedded MQTT broker, simulated devices, and the bridge into `push`.
+const devices = await startMqttDevices(push)
+Object.assign(files, devices.files)
 
 // ---- feeds ---------------------------------------------------------------------------------------
 
@@ -222,6 +229,7 @@ async function stop() {
   if (stopping) process.exit(1)
   stopping = true
   for (const stopFeed of stopFeeds) stopFeed()
+  await devices.close()
   await push.close()
   http.closeAllConnections()
   http.close(() => process.exit(0))

@@ -33,12 +33,14 @@ function start(transports) {
     })
     return subscription
   })
+  smartHome.attach(client)
   client.connect()
 }
 
 function stop() {
   for (const subscription of subscriptions) subscription.unsubscribe()
   subscriptions = []
+  smartHome.detach()
   client?.close()
   client = null
   $('transport').textContent = 'none'

@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'INTERNAL'
   | 'BROKER_UNAVAILABLE'
   | 'EPOCH_FLAPPING'
+  | 'MQTT_UNAVAILABLE'
   // raised by the client
   | 'PROTOCOL_ERROR'
   | 'TRANSPORT_FAILED'

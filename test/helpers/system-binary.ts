@@ -46,6 +46,7 @@ export const SYSTEM_BINARIES = {
   'redis-server': { debianPackage: 'redis-server' },
   'redis-cli': { debianPackage: 'redis-tools' },
   mosquitto: { debianPackage: 'mosquitto' },
+  mosquitto_passwd: { debianPackage: 'mosquitto' },
 } as const satisfies Record<string, SystemBinaryInfo>
 
 export type SystemBinary = keyof typeof SYSTEM_BINARIES

@@ -37,6 +37,8 @@ const EXPECTED: Record<string, string[]> = {
   './redis': ['RedisBroker'],
   './react': ['PushProvider', 'usePush'],
   './share': ['tabShare'],
+  './mqtt': ['mqtt', 'topicMatches'],
+  './mqtt-bridge': ['mqttBridge'],
 }
 
 const subpaths = Object.keys(pkg.exports).filter((subpath) => subpath !== './package.json')

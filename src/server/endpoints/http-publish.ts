@@ -15,6 +15,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   UNAUTHORIZED: 401,
   INTERNAL: 500,
   BROKER_UNAVAILABLE: 503,
+  MQTT_UNAVAILABLE: 503,
   RATE_LIMITED: 429,
 }
 

@@ -48,6 +48,13 @@ export function idempotencyScope(token: string | undefined, tokensVerified: bool
   return createHash('sha256').update(token).digest('base64url')
 }
 
+/**
+ * The codes a hook may answer a client with by throwing a PushError: a refusal, or a backend the
+ * hook forwards to being out of reach. Any other throw is the server's fault: logged, and answered
+ * INTERNAL without its message.
+ */
+const HOOK_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['PUBLISH_REJECTED', 'MQTT_UNAVAILABLE'])
+
 type Outcome =
   | { ok: true; channel: string; epoch: string; offset: number }
   | { ok: false; code: ErrorCode; message: string }
@@ -177,7 +184,7 @@ export class Publisher {
           if (verdict.data !== undefined) data = verdict.data
         }
       } catch (error) {
-        if (isPushError(error) && error.code === 'PUBLISH_REJECTED') return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
+        if (isPushError(error) && HOOK_CODES.has(error.code)) return { ok: false, code: error.code, message: error.message }
         this.#logger.error('pushline: onPublish threw', error)
         return { ok: false, code: 'INTERNAL', message: 'publish failed' }
       }
