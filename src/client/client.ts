@@ -271,6 +271,8 @@ function createCore(options: CoreClientOptions): PushClient {
     if (refused && !refused._confirmed) refuse(refused, failure as PushError)
     if (!wasOpen) failure ??= error('TRANSPORT_FAILED', 'closed before hello')
     teardown()
+    // Not open any more, whether another transport is tried next or the client backs off.
+    if (wasOpen) setState('reconnecting')
     if (failure) events.emit('error', failure)
     if (moved(undefined)) return // a listener closed or reconnected
     // Another transport does not fix a refused token, and a server's retryMs is to be honoured.
