@@ -247,8 +247,10 @@ function createCore(options: CoreClientOptions): PushClient {
     cancel(deadline)
     const old = current
     current = hello = undefined
-    if (old) old._abandoned = true
-    old?._transport?.close()
+    if (old) {
+      old._abandoned = true
+      old._transport?.close()
+    }
     for (const channel of channels.values()) channel._rid = channel._confirmed = undefined
     for (const pending of outbox.values()) pending._sent = false
   }
