@@ -1,6 +1,6 @@
 // The e2e page's app: uses the global `Pushline` from the script-tag bundle the way a site would,
 // and keeps what it sees in `window.e2e` (read by the tests) and on screen (for screenshots).
-// Query: ?transport=<name> (default websocket); optional graceMs (heartbeatGraceMs), maxDelayMs
+// Query: ?transport=<name> (default websocket; `auto`: the default list, negotiated); optional graceMs (heartbeatGraceMs), maxDelayMs
 // (reconnect backoff cap), retryMs (a fixed reconnect delay instead of the backoff) and pollMs (the
 // short-polling interval), for tests about outages.
 /* global Pushline */
@@ -23,15 +23,19 @@ const e2e = {
   gaps: [],
   /** Channels whose subscription the server confirmed (`subscribed` events), in order. */
   subscribed: [],
+  /** Milliseconds from the page's start to the first message of `e2e`, and the transport then. */
+  firstMessage: undefined,
+  /** `fallback` events: { from, to, reason }. */
+  fallbacks: [],
 }
 window.e2e = e2e
 $('requested').textContent = transport
 
 const [graceMs, maxDelayMs, retryMs, pollMs] = ['graceMs', 'maxDelayMs', 'retryMs', 'pollMs'].map(numberParam)
-const options = {
-  url: new URL('/push', location.href).href,
-  // By name, as a site would; a factory only to set the short-polling interval.
-  transports: [transport === 'short-polling' && pollMs !== undefined ? Pushline.shortPolling({ intervalMs: pollMs }) : transport],
+const options = { url: new URL('/push', location.href).href }
+// By name, as a site would; a factory only to set the short-polling interval.
+if (transport !== 'auto') {
+  options.transports = [transport === 'short-polling' && pollMs !== undefined ? Pushline.shortPolling({ intervalMs: pollMs }) : transport]
 }
 if (graceMs !== undefined) options.heartbeatGraceMs = graceMs
 if (maxDelayMs !== undefined) options.reconnect = { maxDelayMs }
@@ -43,6 +47,7 @@ client.on('state', (state) => {
   e2e.states.push(state)
   $('state').textContent = state
 })
+client.on('fallback', (event) => e2e.fallbacks.push({ ...event }))
 client.on('transport', (name) => {
   e2e.transports.push(name)
   $('transport').textContent = name
@@ -60,6 +65,7 @@ const watch = (subscription) => {
 }
 watch(
   client.subscribe('e2e', (message) => {
+    e2e.firstMessage ??= { ms: Math.round(performance.now()), transport: client.transport }
     e2e.messages.push(keep(message))
     const item = document.createElement('li')
     item.textContent = `${message.id} ${JSON.stringify(message.data)}`

@@ -247,8 +247,10 @@ function createCore(options: CoreClientOptions): PushClient {
     cancel(deadline)
     const old = current
     current = hello = undefined
-    if (old) old._abandoned = true
-    old?._transport?.close()
+    if (old) {
+      old._abandoned = true
+      old._transport?.close()
+    }
     for (const channel of channels.values()) channel._rid = channel._confirmed = undefined
     for (const pending of outbox.values()) pending._sent = false
   }
@@ -271,12 +273,17 @@ function createCore(options: CoreClientOptions): PushClient {
     if (refused && !refused._confirmed) refuse(refused, failure as PushError)
     if (!wasOpen) failure ??= error('TRANSPORT_FAILED', 'closed before hello')
     teardown()
+    // Not open any more, whether another transport is tried next or the client backs off; a
+    // connection that stayed open long enough resets the backoff.
+    if (wasOpen) {
+      if (now() - openedAt >= resetAfterMs) attempt = 0
+      setState('reconnecting')
+    }
     if (failure) events.emit('error', failure)
     if (moved(undefined)) return // a listener closed or reconnected
     // Another transport does not fix a refused token, and a server's retryMs is to be honoured.
     // Offline, every transport fails alike: none is to blame.
     if (!retryMs && failure?.code !== 'UNAUTHORIZED' && !offline() && plan?._ended(failure, wasOpen, reason)) return
-    if (wasOpen && now() - openedAt >= resetAfterMs) attempt = 0
     const delay = Math.max(retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random), retryMs)
     attempt++
     retryMs = 0

@@ -55,8 +55,22 @@ export interface ClientOptions {
    */
   upgradeProbeMs?: number
   /**
+   * While an attempt on a transport listed before long polling (WebSocket, SSE) has not said
+   * `hello` this long after it started, a long-polling attempt is raced against it: the first to
+   * say hello is the connection, so the first message comes in well under a second even behind a
+   * proxy that buffers streams. If long polling wins, the slower attempt goes on as an upgrade
+   * probe until its handshake deadline, and the client moves to it without loss once it says
+   * hello. Only when long polling is listed and the server offers it (as far as known). Long
+   * enough that a healthy WebSocket or SSE stream usually says hello first, even through a TLS
+   * handshake on a slow link. 0 turns racing off.
+   * @default 400
+   */
+  raceAfterMs?: number
+  /**
    * How long the transport that won (and the transports the server offers) are remembered per
-   * server URL, so that the next start goes straight to it. Upgrade probes correct a stale winner
+   * server URL and transport list, so that the next start goes straight to it. A list the app
+   * chose (`transports: ['iframe']`, say) has a memory of its own: it never changes where the
+   * default list starts. Upgrade probes correct a stale winner
    * within `upgradeProbeMs`, and every `hello` refreshes the list of offered transports, so this
    * only bounds staleness when probes are off.
    * @default 3600000 (1 hour)

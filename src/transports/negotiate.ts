@@ -26,10 +26,10 @@ import type {
 export interface Attempt {
   readonly _factory: TransportFactory
   _transport?: Transport
-  /** A frame while not the connection. */
-  readonly _onProbeFrame?: (frame: ServerFrame) => void
+  /** A frame while not the connection (set again when a raced connection attempt becomes a probe). */
+  _onProbeFrame?: (frame: ServerFrame) => void
   /** The end while not the connection. */
-  readonly _onProbeEnd?: () => void
+  _onProbeEnd?: () => void
   /** Given up: not to be opened any more (its token may still be on its way). */
   _abandoned?: boolean
 }
@@ -38,7 +38,7 @@ export interface Attempt {
 export interface Plan {
   /** Starts a round: the next attempt tries the best transport first. */
   _round(): void
-  /** The transport to try now. */
+  /** The transport to try now; its attempt starts (and long polling may be raced against it). */
   _factory(): TransportFactory
   /** The connection said `hello` (also when it does not offer the connection's transport). */
   _opened(name: TransportName, offered: TransportName[]): void
@@ -62,6 +62,7 @@ export interface NegotiationOptions {
   readonly transports: readonly TransportFactory[]
   readonly unstableMs?: number | undefined
   readonly upgradeProbeMs?: number | undefined
+  readonly raceAfterMs?: number | undefined
   readonly rememberMs?: number | undefined
   readonly storage?: StorageLike | undefined
 }
@@ -117,16 +118,22 @@ const defaultStorage: StorageLike = {
   },
 }
 
+/** An upgrade probe; `_demote`: it is one of the round's attempts, outrun by a race, so its failure is a fallback. */
+type Probe = Attempt & { _rank: number; _demote?: boolean | undefined }
+
 const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, connection, launch, adopt, start, moved) => {
   const {
     url,
     transports: factories,
     unstableMs = 5000,
     upgradeProbeMs = 60_000,
+    raceAfterMs = 400,
     rememberMs = 3_600_000,
     storage = defaultStorage,
   } = options
-  const memoryKey = 'pushline:' + url
+  // Per URL and per transport list: what a list the app chose (`['iframe']`, say) finds out never
+  // becomes the start of another list's negotiation.
+  const memoryKey = 'pushline:' + url + '#' + factories.map(({ name }) => name).join()
   let memory: Memory | undefined
   try {
     memory = JSON.parse(storage.getItem(memoryKey) as string) as Memory
@@ -139,13 +146,27 @@ const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, c
   /** What the connection's `hello` offers, and when it came. */
   let offered: TransportName[] = []
   let openedAt = 0
+  /** When the current attempt started: a raced attempt keeps its handshake deadline as a probe. */
+  let startedAt = 0
+  /**
+   * Moves of this round not announced yet. A transport is blamed only once another one reaches the
+   * server (says `hello`): until then its failure may be the server being down, and a round that
+   * ends without any `hello` announces none of them.
+   */
+  let unblamed: FallbackEvent[] = []
   /** An upgrade probe: a better transport opened in the background. */
-  let probe: (Attempt & { _rank: number }) | undefined
+  let probe: Probe | undefined
   let probeTimer: unknown
+  /** A long-polling attempt raced against a connection attempt that has not said hello yet. */
+  let racer: Attempt | undefined
+  let raceTimer: unknown
 
   const known = (): Memory | undefined => (memory && memory.u > timers.now() && Array.isArray(memory.o) ? memory : undefined)
   /** Whether the server offers this transport, as far as we know. */
   const offers = ({ name }: TransportFactory): boolean => known()?.o.includes(name) ?? true
+  /** A `hello` that a transport may go on with. */
+  const welcomes = (frame: ServerFrame, { name }: TransportFactory): frame is HelloFrame =>
+    frame.type === 'hello' && frame.v === PROTOCOL_VERSION && frame.transports.includes(name)
 
   /** Starts a round: the transports the server offers, the last winner first, the others in their order. */
   const round = (): void => {
@@ -154,6 +175,7 @@ const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, c
     // A server that offers none of ours may have changed its mind since: try them all.
     order = (listed.length ? listed : [...factories]).sort((a, b) => +(b.name === won) - +(a.name === won))
     index = 0
+    unblamed = []
   }
 
   const remember = (won: TransportName | undefined, list: TransportName[]): void => {
@@ -165,6 +187,67 @@ const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, c
     }
   }
 
+  const announce = (event: FallbackEvent): void => {
+    events.emit('fallback', event)
+  }
+
+  // ---- racing long polling against an attempt that is slow to say hello ----
+
+  /**
+   * Behind a buffering proxy a stream opens but delivers nothing until the handshake deadline; a
+   * long poll's first answer comes at once. So after `raceAfterMs` without `hello`, a long-polling
+   * attempt runs beside it, and the first to say hello is the connection; the other one, if it
+   * is the slower stream, goes on as an upgrade probe until its own deadline.
+   */
+  const race = (factory: TransportFactory): void => {
+    const slow = connection() as Attempt
+    const attempt: Attempt = (racer = {
+      _factory: factory,
+      _onProbeFrame(frame) {
+        if (attempt !== racer) return
+        if (!welcomes(frame, factory)) return stopRace()
+        racer = undefined
+        // The core closes the connection's transport when another attempt becomes the connection:
+        // this one is kept from it, to go on as a probe.
+        const transport = slow._transport
+        slow._transport = undefined
+        const won = known()?.w
+        adopt(attempt, frame)
+        slow._transport = transport
+        if (moved(attempt)) return transport?.close()
+        slow._abandoned = undefined
+        // Long polling won only the race: a page closed before the stream's fate is known must not
+        // start on long polling next time.
+        remember(won, offered)
+        index = order.indexOf(factory)
+        timers.clearTimeout(probeTimer)
+        const rank = better().indexOf(slow._factory)
+        if (rank < 0) {
+          transport?.close()
+          return scheduleProbe()
+        }
+        const demoted = slow as Probe
+        demoted._rank = rank
+        demoted._demote = true
+        watch(demoted, handshakeTimeoutMs - (timers.now() - startedAt))
+      },
+      _onProbeEnd: () => attempt === racer && stopRace(),
+    })
+    launch(attempt)
+  }
+
+  /** Gives up an attempt that is not the connection. */
+  const abandon = (attempt: Attempt | undefined): void => {
+    if (attempt) attempt._abandoned = true
+    attempt?._transport?.close()
+  }
+
+  const stopRace = (): void => {
+    timers.clearTimeout(raceTimer)
+    abandon(racer)
+    racer = undefined
+  }
+
   // ---- upgrade probes ----
 
   /** Transports listed before the connection's that the server offers. */
@@ -173,29 +256,32 @@ const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, c
     return current ? factories.slice(0, factories.indexOf(current._factory)).filter(({ name }) => offered.includes(name)) : []
   }
 
-  /** Opens the `rank`-th better transport in the background; the first to say hello wins. */
-  const runProbe = (rank: number): void => {
+  /** Makes `attempt` the probe: the first of it and the connection to say hello wins. */
+  const watch = (attempt: Probe, deadlineMs: number): void => {
+    const { name } = attempt._factory
+    probe = attempt
+    attempt._onProbeFrame = (frame) => {
+      if (attempt !== probe) return
+      if (!welcomes(frame, attempt._factory)) return probeFailed()
+      // The probe is live: it becomes the connection, and the old one closes. Subscriptions
+      // resume on it from their positions, publishes in flight are resent with their keys, and
+      // dedupe by offset drops what both delivered.
+      announce({ from: (connection() as Attempt)._factory.name, to: name, reason: 'upgrade' })
+      if (attempt !== probe) return // a listener closed the client
+      probe = undefined
+      adopt(attempt, frame)
+      round()
+    }
+    attempt._onProbeEnd = () => attempt === probe && probeFailed()
+    probeTimer = timers.setTimeout(() => attempt === probe && probeFailed('handshake-timeout'), deadlineMs)
+  }
+
+  /** Opens the `rank`-th better transport in the background. */
+  const runProbe = (rank: number, demote?: boolean): void => {
     const factory = better()[rank]
     if (!factory) return scheduleProbe()
-    const attempt: Attempt & { _rank: number } = (probe = {
-      _factory: factory,
-      _rank: rank,
-      _onProbeFrame(frame) {
-        if (attempt !== probe) return
-        const name = factory.name
-        if (frame.type !== 'hello' || frame.v !== PROTOCOL_VERSION || !frame.transports.includes(name)) return probeFailed()
-        // The probe is live: it becomes the connection, and the old one closes. Subscriptions
-        // resume on it from their positions, publishes in flight are resent with their keys, and
-        // dedupe by offset drops what both delivered.
-        events.emit('fallback', { from: (connection() as Attempt)._factory.name, to: name, reason: 'upgrade' })
-        if (attempt !== probe) return // a listener closed the client
-        probe = undefined
-        adopt(attempt, frame)
-        round()
-      },
-      _onProbeEnd: () => attempt === probe && probeFailed(),
-    })
-    probeTimer = timers.setTimeout(() => attempt === probe && probeFailed(), handshakeTimeoutMs)
+    const attempt: Probe = { _factory: factory, _rank: rank, _demote: demote }
+    watch(attempt, handshakeTimeoutMs)
     launch(attempt)
   }
 
@@ -205,26 +291,46 @@ const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, c
 
   const stopProbe = (): void => {
     timers.clearTimeout(probeTimer)
-    const old = probe
+    abandon(probe)
     probe = undefined
-    if (old) old._abandoned = true
-    old?._transport?.close()
   }
 
-  /** A failed probe changes nothing: the next better transport is probed, or the next round scheduled. */
-  const probeFailed = (): void => {
-    const rank = (probe as { _rank: number })._rank
+  /**
+   * A failed probe changes nothing: the next better transport is probed, or the next round
+   * scheduled. One that a race outran is demoted as a failed attempt of the round would be.
+   */
+  const probeFailed = (reason: FallbackReason = 'handshake-failed'): void => {
+    const { _rank: rank, _demote: demote, _factory: factory } = probe as Probe
     stopProbe()
-    runProbe(rank + 1)
+    if (demote) {
+      const current = connection() as Attempt
+      const to = current._factory.name
+      announce({ from: factory.name, to, reason })
+      if (moved(current)) return
+      remember(to, offered)
+    }
+    runProbe(rank + 1, demote)
   }
 
   return {
     _round: round,
-    _factory: () => order[index] as TransportFactory,
+    _factory() {
+      const factory = order[index] as TransportFactory
+      startedAt = timers.now()
+      const longPolling = order.findIndex(({ name }) => name === 'long-polling')
+      // Raced only if not tried yet in this round (or being tried), and offered as far as known.
+      if (raceAfterMs > 0 && longPolling > index) {
+        raceTimer = timers.setTimeout(() => race(order[longPolling] as TransportFactory), raceAfterMs)
+      }
+      return factory
+    },
     _opened(name, list) {
+      stopRace()
       offered = list
       openedAt = timers.now()
       remember(list.includes(name) ? name : known()?.w, list)
+      // The server is reachable: the moves of this round were the transports' fault.
+      for (const event of unblamed.splice(0)) announce(event)
       scheduleProbe()
     },
     _ended(failure, wasOpen, reason?: FallbackReason) {
@@ -239,11 +345,17 @@ const negotiatePlan: Negotiate = (options, handshakeTimeoutMs, timers, events, c
       const to = order.slice(index + 1).find(offers)
       if (!reason || !to) return false
       index = order.indexOf(to)
-      events.emit('fallback', { from, to: to.name, reason })
+      const event = { from, to: to.name, reason }
+      // The server said so itself; anything else may be an outage, announced once a hello proves otherwise.
+      if (reason === 'not-offered') announce(event)
+      else unblamed.push(event)
       if (!moved(undefined)) start()
       return true
     },
-    _stop: stopProbe,
+    _stop() {
+      stopProbe()
+      stopRace()
+    },
   }
 }
 

@@ -37,19 +37,22 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
         // A refused stream (400/401) carries an error frame as body; the EventSource API hides it,
         // so our fetch reads it first.
         let refused: PushError | undefined
+        /** The stream's HTTP status: an error without one never reached the server (an outage, not SSE's fault). */
+        let status: number | undefined
         const fetchStream: FetchLike = async (input, init) => {
           const response = await (context.platform.fetch ?? fetch)(input, {
             ...init,
             headers: { ...(init?.headers as Record<string, string>), ...authHeaders(context.token) },
           })
-          if (response.status !== 200) refused = refusal('sse', response.status, await response.clone().text())
+          status = response.status
+          if (status !== 200) refused = refusal('sse', response.status, await response.clone().text())
           return response
         }
         const stream = new EventSourceClass(url.href, { withCredentials, ...(takesFetch && { fetch: fetchStream }) })
         stream.onmessage = (event: { data: string }) => deliver(event.data)
         // EventSource would reconnect by itself; the core owns reconnects (backoff, fallback, fresh
         // cursor), so any error ends this transport.
-        stream.onerror = (event: { code?: number }) => fail(refused ?? refusal('sse', event?.code))
+        stream.onerror = (event: { code?: number }) => fail(refused ?? refusal('sse', event?.code ?? status))
         return () => {
           // Detach first: an EventSource may still dispatch events already parsed from the last chunk.
           stream.onmessage = stream.onerror = null

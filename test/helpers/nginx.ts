@@ -10,10 +10,14 @@ import { requireBinary } from './system-binary.js'
  * - `websocket`: a correct WebSocket proxy (Upgrade/Connection forwarded, no buffering);
  * - `plain`: a bare proxy_pass: no Upgrade headers (the WebSocket handshake cannot pass), default
  *   buffering that still honours the upstream's X-Accel-Buffering;
- * - `buffering`: no Upgrade, responses buffered whole, X-Accel-Buffering ignored, gzip on event
- *   streams and HTML: a stream sits in the proxy's buffers with no error and nothing delivered.
+ * - `buffering`: no Upgrade, response buffering on with X-Accel-Buffering ignored; nginx still
+ *   passes an event stream on as its buffers fill, and the server's 2 KiB SSE padding fills them;
+ * - `buffering-gzip`: the same, and gzip on event streams, HTML and JSON: the compressor holds the
+ *   stream, which sits in the proxy with no error and nothing delivered;
+ * - `idle-cut`: a correct WebSocket proxy that cuts any link on which the upstream sent nothing for
+ *   5 s (`proxy_read_timeout 5s`), as load balancers with a short idle timeout do.
  */
-export type NginxMode = 'websocket' | 'plain' | 'buffering'
+export type NginxMode = 'websocket' | 'plain' | 'buffering' | 'buffering-gzip' | 'idle-cut'
 
 export interface Nginx {
   readonly port: number
@@ -22,20 +26,30 @@ export interface Nginx {
   errorLog(): Promise<string>
 }
 
-const modeDirectives: Record<NginxMode, string> = {
-  websocket: `
+const webSocketProxy = `
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection $connection_upgrade;
-      proxy_buffering off;`,
-  plain: ``,
-  buffering: `
+      proxy_buffering off;`
+const bufferingProxy = `
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering on;
       proxy_buffers 8 64k;
       proxy_busy_buffers_size 128k;
-      proxy_ignore_headers X-Accel-Buffering;
+      proxy_ignore_headers X-Accel-Buffering;`
+
+const modeDirectives: Record<NginxMode, string> = {
+  websocket: webSocketProxy + `
+      proxy_read_timeout 120s;`,
+  plain: `
+      proxy_read_timeout 120s;`,
+  buffering: bufferingProxy + `
+      proxy_read_timeout 120s;`,
+  'idle-cut': webSocketProxy + `
+      proxy_read_timeout 5s;`,
+  'buffering-gzip': bufferingProxy + `
+      proxy_read_timeout 120s;
       gzip on;
       gzip_proxied any;
       gzip_min_length 0;
@@ -91,7 +105,6 @@ http {
     listen 127.0.0.1:${port};
     location / {
       proxy_pass http://pushline;
-      proxy_read_timeout 120s;
       ${modeDirectives[mode]}
     }
   }

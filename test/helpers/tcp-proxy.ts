@@ -21,7 +21,12 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  /** Cut (reset) every link this long after it opened, as a proxy that kills long connections does. */
+  cutAfterMs?: number
+}
+
+export async function startTcpProxy(targetPort: number, { cutAfterMs }: TcpProxyOptions = {}): Promise<TcpProxy> {
   let target = targetPort
   let refusing = false
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket; frozen: boolean }>()
@@ -45,6 +50,13 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       pairs.delete(pair)
       client.destroy()
       upstream.destroy()
+    }
+    if (cutAfterMs !== undefined) {
+      const timer = setTimeout(() => {
+        client.resetAndDestroy()
+        drop()
+      }, cutAfterMs)
+      client.on('close', () => clearTimeout(timer))
     }
     client.on('close', drop)
     upstream.on('close', drop)

@@ -11,10 +11,15 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { browserPlugins, cdnInput, cdnOutput, onBrowserLog } from '../../rollup.config.js'
 import tsupConfig from '../../tsup.config.js'
 
-/** Budgets in gzipped bytes. */
+/**
+ * Budgets in gzipped bytes. Raised for issue 9 (racing long polling against a slow stream,
+ * blame deferred until a transport says hello, memory per transport list): 6817 → 7195 B every
+ * transport, 7160 → 7534 B pushline, 8494 → 8868 B script tag; the websocket-only client does not
+ * carry negotiation.
+ */
 const BUDGET = {
   /** An app that lists every transport: PushClient of pushline/core and the five factories. */
-  everyTransport: 7000,
+  everyTransport: 7200,
   /**
    * An app that imports PushClient and only the websocket transport from pushline/core. The target
    * is 3500 B and is NOT met: negotiation now comes only with the fallback transports, but the core
@@ -26,9 +31,9 @@ const BUDGET = {
    * What `import { PushClient } from 'pushline'` costs: every transport, names and the default
    * list; `share: true` loads pushline/share on demand, in a chunk of its own. A ceiling.
    */
-  pushlineEntry: 7200,
+  pushlineEntry: 7540,
   /** dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no chunks). A ceiling. */
-  cdn: 8500,
+  cdn: 8870,
 }
 
 const root = fileURLToPath(new URL('../../', import.meta.url))

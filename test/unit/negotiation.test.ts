@@ -40,27 +40,32 @@ afterEach(() => {
 })
 
 describe('fallback', () => {
-  it('moves on at once when a handshake fails, and when it times out (a buffering proxy)', () => {
-    const { client, ws, sse, lp, log } = setup({ handshakeTimeoutMs: 3000 })
+  it('moves on at once when a handshake fails, and when it times out; blames them once another transport says hello', () => {
+    const { client, ws, sse, lp, log } = setup({ handshakeTimeoutMs: 3000, raceAfterMs: 0 })
     client.connect()
     ws.last.fail(failed())
-    expect(log.fallbacks).toEqual([{ from: 'websocket', to: 'sse', reason: 'handshake-failed' }])
     expect(sse.instances).toHaveLength(1)
-    // The stream opened but nothing comes through.
+    // The stream opened but nothing comes through (no race: raceAfterMs 0).
     vi.advanceTimersByTime(2999)
     expect(lp.instances).toHaveLength(0)
     vi.advanceTimersByTime(1)
     expect(sse.last.closed).toBe(true)
-    expect(log.fallbacks[1]).toEqual({ from: 'sse', to: 'long-polling', reason: 'handshake-timeout' })
+    expect(lp.instances).toHaveLength(1)
+    // Nothing has reached the server yet: this may be an outage, so nobody is blamed yet.
+    expect(log.fallbacks).toEqual([])
     lp.last.hello([...ALL])
+    expect(log.fallbacks).toEqual([
+      { from: 'websocket', to: 'sse', reason: 'handshake-failed' },
+      { from: 'sse', to: 'long-polling', reason: 'handshake-timeout' },
+    ])
     expect(client.state).toBe('open')
     expect(client.transport).toBe('long-polling')
     expect(log.errors).toEqual(['TRANSPORT_FAILED', 'HANDSHAKE_TIMEOUT'])
     expect(log.states).toEqual(['connecting', 'open'])
   })
 
-  it('settles within 10 s behind a buffering proxy with the default deadline', () => {
-    const { client, ws, lp } = setup()
+  it('settles within 10 s behind a buffering proxy with the default deadline, without racing', () => {
+    const { client, ws, lp } = setup({ raceAfterMs: 0 })
     client.connect()
     ws.last.fail(failed())
     vi.advanceTimersByTime(4000)
@@ -75,9 +80,14 @@ describe('fallback', () => {
     ws.last.hello([...ALL])
     vi.advanceTimersByTime(2999)
     ws.last.fail(failed())
-    expect(log.fallbacks).toEqual([{ from: 'websocket', to: 'sse', reason: 'unstable' }])
+    // The connection is lost: the state says so while the next transport is tried.
+    expect(client.state).toBe('reconnecting')
+    expect(client.transport).toBeUndefined()
+    expect(log.fallbacks).toEqual([])
     sse.last.hello([...ALL])
+    expect(log.fallbacks).toEqual([{ from: 'websocket', to: 'sse', reason: 'unstable' }])
     expect(client.transport).toBe('sse')
+    expect(log.states).toEqual(['connecting', 'open', 'reconnecting', 'open'])
   })
 
   it('reconnects to the same transport after a drop of a stable connection, or a server close with retryMs', () => {
@@ -109,7 +119,8 @@ describe('fallback', () => {
     expect(ws.instances).toHaveLength(2)
     ws.last.hello([...ALL])
     expect(client.state).toBe('open')
-    expect(log.fallbacks.map((event) => event.to)).toEqual(['sse', 'long-polling'])
+    // No transport reached the server in the failed round: none is blamed for it.
+    expect(log.fallbacks).toEqual([])
   })
 
   it('does not fall back for a refused token', () => {
@@ -146,7 +157,7 @@ describe('memory of the winner', () => {
     first.ws.last.fail(failed())
     first.sse.last.hello([...ALL])
     first.client.close()
-    expect(JSON.parse(first.storage.items.get(`pushline:${URL_BASE}`)!)).toMatchObject({ w: 'sse' })
+    expect(JSON.parse(first.storage.items.get(`pushline:${URL_BASE}#websocket,sse,long-polling`)!)).toMatchObject({ w: 'sse' })
 
     const second = setup({ storage: first.storage, rememberMs: 60_000 })
     second.client.connect()
@@ -376,8 +387,189 @@ describe('transports option', () => {
     client.on('fallback', (event) => fallbacks.push(event))
     client.connect()
     ws.last.fail(failed())
-    expect(fallbacks).toEqual([{ from: 'websocket', to: 'long-polling', reason: 'handshake-failed' }])
     expect(custom.last.opened).toBe(true)
+    custom.last.hello(['websocket', 'long-polling'])
+    expect(fallbacks).toEqual([{ from: 'websocket', to: 'long-polling', reason: 'handshake-failed' }])
     client.close()
+  })
+})
+
+describe('racing long polling against a slow stream', () => {
+  /** websocket failed at once, sse opened but says nothing (a buffering proxy); subscribed to orders. */
+  const buffered = (options: Options = {}) => {
+    const env = setup({ heartbeatGraceMs: 10_000_000, ...options })
+    const seen: PushMessage[] = []
+    env.client.subscribe('orders', (msg) => seen.push(msg))
+    env.client.connect()
+    env.ws.last.fail(failed())
+    return { ...env, seen }
+  }
+
+  it('races long polling after raceAfterMs; long polling delivers first while the stream is pending', () => {
+    const { client, sse, lp, log, seen } = buffered()
+    vi.advanceTimersByTime(399)
+    expect(lp.instances).toHaveLength(0)
+    vi.advanceTimersByTime(1)
+    const racer = lp.last
+    expect(racer.opened).toBe(true)
+    // A racer carries no subscriptions until it won.
+    expect(racer.context.cursor()).toEqual([])
+    racer.hello([...ALL])
+    expect(client.state).toBe('open')
+    expect(client.transport).toBe('long-polling')
+    // The stream was not given up: it goes on, as a probe.
+    expect(sse.last.closed).toBe(false)
+    expect(racer.context.cursor()).toEqual([{ channel: 'orders', position: undefined }])
+    expect(racer.sent).toEqual([expect.objectContaining({ type: 'subscribe', channel: 'orders' })])
+    racer.receive({ type: 'subscribed', channel: 'orders', epoch: 'e', offset: 0 })
+    racer.receive(message('orders', 'e', 1))
+    racer.receive(message('orders', 'e', 2))
+    expect(seen.map((msg) => msg.offset)).toEqual([1, 2])
+    // websocket is blamed now that a transport reached the server; sse is still pending.
+    expect(log.fallbacks).toEqual([{ from: 'websocket', to: 'sse', reason: 'handshake-failed' }])
+  })
+
+  it('moves to the stream without loss or repetition when it says hello after all', () => {
+    const { client, sse, lp, log, seen } = buffered()
+    vi.advanceTimersByTime(400)
+    const racer = lp.last
+    racer.hello([...ALL])
+    racer.receive({ type: 'subscribed', channel: 'orders', epoch: 'e', offset: 0 })
+    racer.receive(message('orders', 'e', 1))
+    racer.receive(message('orders', 'e', 2))
+    // The proxy lets the stream through at last: it carried the cursor it opened with.
+    const stream = sse.last
+    stream.hello([...ALL])
+    expect(log.fallbacks.at(-1)).toEqual({ from: 'long-polling', to: 'sse', reason: 'upgrade' })
+    expect(client.transport).toBe('sse')
+    expect(client.state).toBe('open')
+    expect(racer.closed).toBe(true)
+    stream.receive({ type: 'subscribed', channel: 'orders', epoch: 'e', offset: 0 })
+    stream.receive(message('orders', 'e', 1))
+    stream.receive(message('orders', 'e', 2))
+    stream.receive(message('orders', 'e', 3))
+    expect(seen.map((msg) => msg.offset)).toEqual([1, 2, 3])
+    expect(log.states).toEqual(['connecting', 'open'])
+  })
+
+  it('demotes the stream when its deadline passes, as a failed attempt, and remembers long polling only then', () => {
+    const { client, sse, lp, log, storage } = buffered({ handshakeTimeoutMs: 3000 })
+    vi.advanceTimersByTime(400)
+    lp.last.hello([...ALL])
+    const key = `pushline:${URL_BASE}#websocket,sse,long-polling`
+    expect(JSON.parse(storage.items.get(key)!).w).toBeUndefined()
+    vi.advanceTimersByTime(2599)
+    expect(sse.last.closed).toBe(false)
+    vi.advanceTimersByTime(1)
+    expect(sse.last.closed).toBe(true)
+    expect(log.fallbacks.at(-1)).toEqual({ from: 'sse', to: 'long-polling', reason: 'handshake-timeout' })
+    expect(JSON.parse(storage.items.get(key)!).w).toBe('long-polling')
+    expect(client.transport).toBe('long-polling')
+    expect(log.states).toEqual(['connecting', 'open'])
+  })
+
+  it('closes the racer when the stream says hello first', () => {
+    const { client, sse, lp, log } = buffered()
+    vi.advanceTimersByTime(400)
+    sse.last.hello([...ALL])
+    expect(lp.last.closed).toBe(true)
+    expect(client.transport).toBe('sse')
+    lp.last.hello([...ALL]) // too late: ignored
+    expect(client.transport).toBe('sse')
+    expect(log.transports).toEqual(['sse'])
+  })
+
+  it('does not race when long polling is not listed, not offered, already tried, or raceAfterMs is 0', () => {
+    const off = buffered({ raceAfterMs: 0 })
+    vi.advanceTimersByTime(3999)
+    expect(off.lp.instances).toHaveLength(0)
+    off.client.close()
+
+    // The server's hello said it has no long polling.
+    const storage = memoryStorage({
+      [`pushline:${URL_BASE}#websocket,sse,long-polling`]: JSON.stringify({ o: ['websocket', 'sse'], u: Date.now() + 60_000 }),
+    })
+    const unoffered = buffered({ storage })
+    vi.advanceTimersByTime(3999)
+    expect(unoffered.lp.instances).toHaveLength(0)
+    unoffered.client.close()
+
+    const ws = fakeTransport('websocket')
+    const sse = fakeTransport('sse')
+    const client = new CorePushClient({ url: URL_BASE, transports: [ws.factory, sse.factory], storage: memoryStorage() })
+    client.connect()
+    vi.advanceTimersByTime(3999)
+    expect(sse.instances).toHaveLength(0)
+    client.close()
+  })
+})
+
+describe('outage or broken transport', () => {
+  it('blames no transport for a round in which none reached the server, and keeps the winner', () => {
+    const { client, ws, sse, lp, log, storage } = setup()
+    client.connect()
+    ws.last.hello([...ALL])
+    const key = `pushline:${URL_BASE}#websocket,sse,long-polling`
+    const remembered = storage.items.get(key)
+    vi.advanceTimersByTime(10_000)
+    // The server goes away: every attempt fails before any HTTP response.
+    const refused = () => new PushError('TRANSPORT_FAILED', 'fetch failed', { cause: new TypeError('fetch failed') })
+    ws.last.fail(refused())
+    expect(client.state).toBe('reconnecting')
+    for (let round = 0; round < 3; round++) {
+      vi.advanceTimersByTime(30_000)
+      ws.last.fail(refused())
+      sse.last.fail(refused())
+      lp.last.fail(refused())
+    }
+    expect(log.fallbacks).toEqual([])
+    expect(log.errors.length).toBeGreaterThan(9)
+    expect(storage.items.get(key)).toBe(remembered)
+    // Back: the next round starts with the winner.
+    vi.advanceTimersByTime(30_000)
+    ws.last.hello([...ALL])
+    expect(client.transport).toBe('websocket')
+    expect(log.fallbacks).toEqual([])
+    expect(log.states).toEqual(['connecting', 'open', 'reconnecting', 'open'])
+  })
+
+  it('says reconnecting on every loss of the connection, never open without a transport', () => {
+    const { client, ws, sse, lp, log } = setup({ unstableMs: 3000 })
+    const lies: string[] = []
+    client.on('state', (state) => {
+      if ((state === 'open') !== (client.transport !== undefined)) lies.push(`${state} with ${client.transport}`)
+    })
+    client.connect()
+    for (const transport of [ws, sse, lp]) {
+      transport.last.hello([...ALL])
+      vi.advanceTimersByTime(1000)
+      transport.last.fail(failed())
+    }
+    expect(log.states).toEqual(['connecting', 'open', 'reconnecting', 'open', 'reconnecting', 'open', 'reconnecting'])
+    expect(lies).toEqual([])
+    expect(log.fallbacks.map(({ from, to, reason }) => `${from}>${to} ${reason}`)).toEqual([
+      'websocket>sse unstable',
+      'sse>long-polling unstable',
+    ])
+  })
+})
+
+describe('a transport list chosen by the app', () => {
+  it('never changes what the default list remembers', () => {
+    const storage = memoryStorage()
+    const automatic = setup({ storage })
+    automatic.client.connect()
+    automatic.ws.last.hello([...ALL])
+    automatic.client.close()
+    const forced = fakeTransport('long-polling')
+    const picked = new CorePushClient({ url: URL_BASE, transports: [forced.factory], storage })
+    picked.connect()
+    forced.last.hello([...ALL])
+    picked.close()
+    const again = setup({ storage })
+    again.client.connect()
+    expect(again.ws.instances).toHaveLength(1)
+    expect(again.lp.instances).toHaveLength(0)
+    again.client.close()
   })
 })
