@@ -123,7 +123,7 @@ class PushServerImpl implements PushServer {
       for (const listener of previous) listener.call(server, req, res)
       // Nobody else answers (no app before, none added after): don't leave the request hanging.
       if (previous.length === 0 && emitter.listenerCount('request') === 1) {
-        sendFrame(res, 404, errorFrame('BAD_FRAME', 'not found'))
+        sendFrame(res, 404, errorFrame('BAD_FRAME', `not found: pushline answers under ${path}/ (ws, sse, poll, iframe, publish)`))
       }
     }
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -149,7 +149,7 @@ class PushServerImpl implements PushServer {
   }
 
   async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
-    if (!isChannelName(channel)) throw new PushError('INVALID_CHANNEL', `invalid channel name: ${channel}`, { channel })
+    if (!isChannelName(channel)) throw new PushError('INVALID_CHANNEL', `channel ${JSON.stringify(channel)}: 1 to 128 of A-Z a-z 0-9 _ . : @ / -`, { channel })
     const event = options.event ?? 'message'
     if (typeof event !== 'string' || event.length < 1 || event.length > 64) {
       throw new PushError('BAD_FRAME', 'event must be 1..64 characters', { channel })
@@ -187,7 +187,7 @@ class PushServerImpl implements PushServer {
     }
     const endpoint = this.#routes.get(target.name)
     if (endpoint) void endpoint.handle(req, res, new URLSearchParams(target.query))
-    else sendFrame(res, 404, errorFrame('BAD_FRAME', 'not found'))
+    else sendFrame(res, 404, errorFrame('BAD_FRAME', `not found: ${path}/${target.name} is no endpoint this server offers`))
     return true
   }
 
