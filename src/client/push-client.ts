@@ -3,8 +3,10 @@ import { toPushError } from '../transports/http.js'
 import { defaultTransports, resolveTransports } from '../transports/registry.js'
 import type { Timers, Transport, TransportFactory } from '../transports/transport.js'
 import { PushClient as CorePushClient } from './client.js'
+import { debugLogger, traceReconnect, traceTransports } from './debug-log.js'
 import { validateOptions, usableTransports } from './options-validation.js'
-import { globalTimers, type PushClientOptions } from './options.js'
+import { globalTimers, type PushClientOptions, type SubscribeOptions } from './options.js'
+import type { PushMessage } from './subscription.js'
 import type { ShareFactory, TabShare } from './share.js'
 
 /**
@@ -73,13 +75,27 @@ export class PushClient extends CorePushClient {
    */
   constructor(options: PushClientOptions) {
     validateOptions(options)
-    const { transports, share, ...rest } = options
+    const { transports, share, debug, ...rest } = options
+    const log = debugLogger(debug)
+    const factories = resolveTransports(usableTransports(transports ?? defaultTransports()))
     super({
       ...rest,
-      transports: resolveTransports(usableTransports(transports ?? defaultTransports())),
+      transports: log ? traceTransports(factories, rest.url, log) : factories,
+      reconnect: log ? traceReconnect(rest.reconnect, rest.random, log) : rest.reconnect,
       share: share === true ? shareOnDemand : share || undefined,
     })
     this.#timers = options.timers ?? globalTimers
+    if (log) {
+      this.on('state', (state) => log('state', { state }))
+      this.on('fallback', (event) => log('fallback', { ...event }))
+      const { subscribe } = this
+      this.subscribe = <T>(channel: string, listener?: (message: PushMessage<T>) => void, subscribeOptions?: SubscribeOptions) => {
+        const subscription = subscribe<T>(channel, listener, subscribeOptions)
+        subscription.on('subscribed', ({ position }) => log('subscribed', { channel, position, since: subscribeOptions?.since }))
+        subscription.on('gap', (gap) => log('gap', { ...gap }))
+        return subscription
+      }
+    }
   }
 
   /**

@@ -31,11 +31,11 @@ const BUDGET = {
    * list; `share: true` loads pushline/share on demand, in a chunk of its own. A ceiling.
    */
   // 7200 until issue 14: options checked in the constructor with what each allows, ready(), and the
-  // transports' causes cost 1376 B.
-  pushlineEntry: 8550,
+  // transports' causes cost 1376 B; the `debug` log (which wraps nothing unless on) 456 B.
+  pushlineEntry: 9000,
   /** dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no chunks). A ceiling. */
   // 8500 until issue 14 (see pushlineEntry).
-  cdn: 9850,
+  cdn: 10300,
 }
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
