@@ -53,7 +53,7 @@ export function decodeFrame<T>(
   maxFrameBytes: number,
 ): Decoded<T> {
   if (bytes > maxFrameBytes) {
-    return reject(errorFrame('FRAME_TOO_LARGE', `frame of ${bytes} bytes exceeds ${maxFrameBytes}`))
+    return reject(errorFrame('FRAME_TOO_LARGE', `frame of ${bytes} bytes exceeds the server's maxFrameBytes of ${maxFrameBytes}`))
   }
   let raw: unknown
   try {
