@@ -2,6 +2,7 @@
 // except that its PushClient also takes transport names and defaults to every transport.
 export { PushClient } from './client/push-client.js'
 export type { PushClientOptions } from './client/options.js'
+export type { DebugLogger } from './client/debug-log.js'
 export type { RegisteredTransportName } from './transports/registry.js'
 export {
   PushError,

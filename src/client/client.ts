@@ -45,7 +45,7 @@ export interface PushClient {
   /**
    * Subscribes to a channel. Works in any state: the subscription is sent once connected, and
    * resumed without loss after every reconnect. Throws `INVALID_CHANNEL` for a malformed name, and
-   * `BAD_FRAME` for a `since` that is not a message id.
+   * `INVALID_OPTIONS` for a `since` that is not a message id.
    */
   subscribe<T = unknown>(
     channel: string,
@@ -94,8 +94,9 @@ interface PendingPublish {
 const tooLarge = (json: string, max: number): boolean =>
   json.length * 3 > max && (json.length > max || new Blob([json]).size > max)
 
+// Says the allowed form (protocol.md 1): kept short, it is in every bundle.
 const badChannel = (name: string): PushError =>
-  new PushError('INVALID_CHANNEL', `bad channel ${JSON.stringify(name)}`, { channel: name })
+  new PushError('INVALID_CHANNEL', `channel ${JSON.stringify(name)}: 1-128 of A-Z a-z 0-9 _.:@/-`, { channel: name })
 
 /** One server subscription, shared by every `Subscription` of its channel. */
 interface Channel {
@@ -184,6 +185,7 @@ function createCore(options: CoreClientOptions): PushClient {
   const setState = (next: ClientState): void => {
     if (state !== next) events.emit('state', (state = next))
   }
+  const tooLargeMessage = (): string => `over the server's ${maxFrameBytes} B limit`
   /** Whether the client was closed or moved on since `attempt` was current. */
   const moved = (attempt: Attempt | undefined): boolean => current !== attempt || state === 'closed'
 
@@ -231,7 +233,7 @@ function createCore(options: CoreClientOptions): PushClient {
   const start = (): void => {
     teardown()
     const attempt: Attempt = (current = { _factory: plan ? plan._factory() : (first as TransportFactory) })
-    deadline = later(() => attempt === current && drop(error('HANDSHAKE_TIMEOUT', 'no hello in time')), handshakeTimeoutMs)
+    deadline = later(() => attempt === current && drop(error('HANDSHAKE_TIMEOUT', `no hello in ${handshakeTimeoutMs} ms`)), handshakeTimeoutMs)
     launch(attempt)
   }
 
@@ -355,7 +357,7 @@ function createCore(options: CoreClientOptions): PushClient {
       const { name } = transport
       plan?._opened(name, frame.transports)
       // A client never uses a transport the server does not list (protocol.md 2.1).
-      if (!frame.transports.includes(name)) return drop(error('TRANSPORT_FAILED', 'not offered'), 'not-offered')
+      if (!frame.transports.includes(name)) return drop(error('TRANSPORT_FAILED', `${name} not offered`), 'not-offered')
       hello = frame
       maxFrameBytes = frame.maxFrameBytes
       openedAt = lastFrameAt
@@ -459,7 +461,7 @@ function createCore(options: CoreClientOptions): PushClient {
     // receives its own message (a stream transport subscribes by reopening, after the POST).
     const channel = channels.get(frame.channel)
     if (!hello || pending._sent || (channel && !channel._confirmed)) return
-    if (tooLarge(pending._json, maxFrameBytes)) return settle(frame.rid, error('FRAME_TOO_LARGE', 'too large', frame.channel))
+    if (tooLarge(pending._json, maxFrameBytes)) return settle(frame.rid, error('FRAME_TOO_LARGE', tooLargeMessage(), frame.channel))
     pending._sent = true
     current?._transport?.send(frame)
   }
@@ -531,7 +533,7 @@ function createCore(options: CoreClientOptions): PushClient {
       if (!isChannelName(name)) throw badChannel(name)
       const id = options?.since
       const since = id === undefined ? id : parseId(id)
-      if (id !== undefined && !since) throw new PushError('BAD_FRAME', `since is not a message id: ${id}`)
+      if (id !== undefined && !since) throw new PushError('INVALID_OPTIONS', `since ${JSON.stringify(id)}: not <epoch>-<offset>`)
       const emitter: SubscriptionEmitter = createNanoEvents()
       const subscription = createSubscription<T>(name, emitter, () => {
         // The last `Subscription` of a channel ends its server subscription.
@@ -557,7 +559,7 @@ function createCore(options: CoreClientOptions): PushClient {
           reject(new PushError(code, message, { channel, cause }))
         if (state === 'closed') return refuseWith('CLIENT_CLOSED', 'client closed')
         if (!isChannelName(channel)) return reject(badChannel(channel))
-        if (outbox.size >= maxPendingPublishes) return refuseWith('OUTBOX_FULL', 'outbox full')
+        if (outbox.size >= maxPendingPublishes) return refuseWith('OUTBOX_FULL', `maxPendingPublishes ${maxPendingPublishes} reached`)
         const id = String(++rid)
         const frame: PublishFrame = { type: 'publish', rid: id, channel, data, key: key ?? `${keyPrefix}-${id}` }
         if (event !== undefined) frame.event = event
@@ -567,12 +569,12 @@ function createCore(options: CoreClientOptions): PushClient {
         } catch (cause) {
           return refuseWith('BAD_FRAME', 'data is not JSON', cause)
         }
-        if (tooLarge(json, maxFrameBytes)) return refuseWith('FRAME_TOO_LARGE', 'too large')
+        if (tooLarge(json, maxFrameBytes)) return refuseWith('FRAME_TOO_LARGE', tooLargeMessage())
         const pending: PendingPublish = {
           _frame: frame,
           _json: json,
           _done: (failure, ack) => (failure ? reject(failure) : resolve(ack as PublishAck)),
-          _timer: later(() => settle(id, new PushError('PUBLISH_TIMEOUT', 'no ack in time', { channel })), publishTimeoutMs),
+          _timer: later(() => settle(id, new PushError('PUBLISH_TIMEOUT', `no ack in ${publishTimeoutMs} ms` + (hello ? '' : ', not connected'), { channel })), publishTimeoutMs),
         }
         outbox.set(id, pending)
         sendPublish(pending)

@@ -8,6 +8,7 @@ import type {
 } from '../transports/transport.js'
 import type { RegisteredTransportName } from '../transports/registry.js'
 import type { ReconnectOptions } from './backoff.js'
+import type { DebugLogger } from './debug-log.js'
 import type { LifecycleTarget } from './lifecycle.js'
 import type { ShareFactory } from './share.js'
 
@@ -165,6 +166,15 @@ export interface PushClientOptions extends Omit<ClientOptions, 'share'> {
    * @default false (each client has its own connection)
    */
   share?: boolean | ShareFactory | undefined
+  /**
+   * Logs what the client does: each connection attempt and how it ended (with the error's code and
+   * message), `hello`, negotiation (`fallback`), state changes, backoff delays, and per subscription
+   * where it resumed (`subscribed`) and gaps. `true` logs to `console.debug`; a function receives
+   * each line. Also on, to `console.debug`, when the environment variable `DEBUG` (Node) or
+   * `localStorage.debug` (browsers) names `pushline` (or `*`), as the `debug` package reads them.
+   * @default false, unless DEBUG or localStorage.debug names pushline
+   */
+  debug?: boolean | DebugLogger | undefined
 }
 
 export interface PublishOptions {

@@ -37,6 +37,8 @@ export type ErrorCode =
   | 'OUTBOX_FULL'
   | 'CLIENT_CLOSED'
   | 'NO_TRANSPORT'
+  /** An option or argument the client was given is not allowed; the message names it and what is. */
+  | 'INVALID_OPTIONS'
 
 // ---- server to client ----
 

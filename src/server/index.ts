@@ -8,6 +8,8 @@ export { createPushServer } from './push-server.js'
 export type {
   AttachOptions,
   AuthContext,
+  History,
+  HistoryOptions,
   Logger,
   PublishContext,
   PublishHook,

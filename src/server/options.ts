@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
-import type { TransportName } from '../protocol/frames.js'
+import type { GapReason, TransportName } from '../protocol/frames.js'
 import type { Broker } from './brokers/broker.js'
 
 // The public types of pushline/server: its options, hooks and the PushServer
@@ -281,6 +281,30 @@ export interface PublishResult {
   id: string
 }
 
+export interface HistoryOptions {
+  /**
+   * At most this many messages: the newest ones, or with `since` the first ones after it.
+   * @default 100
+   */
+  limit?: number
+  /**
+   * Only messages after this message id (`<epoch>-<offset>`), for paging forward.
+   * @default undefined (the newest `limit` messages)
+   */
+  since?: string
+}
+
+/** A channel's recent history, oldest first. */
+export interface History {
+  /** The channel's epoch now. */
+  epoch: string
+  /** The channel's newest offset now (0: nothing published in this epoch). */
+  offset: number
+  messages: Array<{ channel: string; event: string; data: unknown; offset: number; id: string }>
+  /** Set when the history no longer holds everything asked for (older messages left it, or `since` is of another epoch). */
+  gap?: GapReason
+}
+
 export interface ServerStats {
   /** Open connections, all transports. */
   connections: number
@@ -314,6 +338,11 @@ export interface PushServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
   /** Publishes a message to every subscriber of `channel`; bypasses onPublish. */
   publish(channel: string, data: unknown, options?: PublishOptions): Promise<PublishResult>
+  /**
+   * The channel's recent messages from its history, oldest first: the newest `limit`, or with
+   * `since` the first `limit` after that id. Throws `INVALID_CHANNEL` or `INVALID_OPTIONS` for bad input.
+   */
+  history(channel: string, options?: HistoryOptions): Promise<History>
   /** Counts of what the server keeps; all zero once clients have gone. */
   stats(): ServerStats
   /** Sends every client a `close` frame, closes connections and the broker, detaches from servers. Idempotent. */

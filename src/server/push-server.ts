@@ -3,7 +3,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { PushError } from '../errors.js'
-import { formatId, isChannelName } from '../protocol/position.js'
+import { formatId, isChannelName, parseId } from '../protocol/position.js'
 import type { Broker } from './brokers/broker.js'
 import { MemoryBroker } from './brokers/memory-broker.js'
 import type { Endpoint } from './endpoints/endpoint.js'
@@ -17,6 +17,8 @@ import { Hub } from './hub/hub.js'
 import { errorFrame, helloFrame, quoteForMessage } from './hub/out-frame.js'
 import type {
   AttachOptions,
+  History,
+  HistoryOptions,
   PublishOptions,
   PublishResult,
   PushServer,
@@ -182,7 +184,7 @@ class PushServerImpl implements PushServer {
       for (const listener of previous) listener.call(server, req, res)
       // Nobody else answers (no app before, none added after): don't leave the request hanging.
       if (previous.length === 0 && emitter.listenerCount('request') === 1) {
-        sendFrame(res, 404, errorFrame('BAD_FRAME', 'not found'))
+        sendFrame(res, 404, errorFrame('BAD_FRAME', `not found: pushline answers under ${path}/ (ws, sse, poll, iframe, publish)`))
       }
     }
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -209,7 +211,7 @@ class PushServerImpl implements PushServer {
 
   async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
     if (!isChannelName(channel)) {
-      throw new PushError('INVALID_CHANNEL', `invalid channel name: ${quoteForMessage(String(channel))}`)
+      throw new PushError('INVALID_CHANNEL', `channel ${quoteForMessage(String(channel))}: 1 to 128 of A-Z a-z 0-9 _ . : @ / -`, { channel })
     }
     const event = options.event ?? 'message'
     if (typeof event !== 'string' || event.length < 1 || event.length > 64) {
@@ -219,6 +221,35 @@ class PushServerImpl implements PushServer {
     if (!snapshot) throw new PushError('BAD_FRAME', 'data cannot be serialized as JSON', { channel })
     const { epoch, offset } = await this.#broker.publish(channel, event, snapshot.value)
     return { epoch, offset, id: formatId(epoch, offset) }
+  }
+
+  async history(channel: string, { limit = 100, since }: HistoryOptions = {}): Promise<History> {
+    if (!isChannelName(channel)) {
+      throw new PushError('INVALID_CHANNEL', `channel ${JSON.stringify(channel)}: 1 to 128 of A-Z a-z 0-9 _ . : @ / -`, { channel })
+    }
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new PushError('INVALID_OPTIONS', `limit: expected a whole number >= 1, got ${String(limit)}`, { channel })
+    }
+    const from = since === undefined ? undefined : parseId(since)
+    if (since !== undefined && !from) {
+      throw new PushError('INVALID_OPTIONS', `since ${JSON.stringify(since)}: not a message id <epoch>-<offset>`, { channel })
+    }
+    // The resume path: the newest `limit` are what a client at newest - limit would be replayed.
+    const now = await this.#broker.recover(channel, undefined)
+    const recovery = await this.#broker.recover(channel, from ?? { epoch: now.epoch, offset: Math.max(0, now.offset - limit) })
+    const history: History = {
+      epoch: now.epoch,
+      offset: now.offset,
+      messages: recovery.messages.slice(0, limit).map(({ channel, event, data, epoch, offset }) => ({
+        channel,
+        event,
+        data,
+        offset,
+        id: formatId(epoch, offset),
+      })),
+    }
+    if (recovery.gap) history.gap = recovery.gap
+    return history
   }
 
   stats(): ServerStats {
@@ -249,7 +280,7 @@ class PushServerImpl implements PushServer {
     }
     const endpoint = this.#routes.get(target.name)
     if (endpoint) void endpoint.handle(req, res, new URLSearchParams(target.query))
-    else sendFrame(res, 404, errorFrame('BAD_FRAME', 'not found'))
+    else sendFrame(res, 404, errorFrame('BAD_FRAME', `not found: ${path}/${target.name} is no endpoint this server offers`))
     return true
   }
 

@@ -1,4 +1,4 @@
-import { PushError, toPushError } from '../errors.js'
+import { isPushError, PushError } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
 import type { PublishFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import { formatCursor } from '../protocol/position.js'
@@ -22,22 +22,56 @@ export function authHeaders(token: string | undefined): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {}
 }
 
-export { toPushError }
+/**
+ * Why a request failed, from a thrown error: Node's fetch throws `TypeError: fetch failed` and puts
+ * the system error in `cause` (`ECONNREFUSED` with `address` and `port`; an AggregateError of
+ * several when a name resolved to several addresses), which is what the app needs to see.
+ */
+function describeCause(error: unknown): string {
+  const text = String(error)
+  for (let cause = (error as { cause?: unknown } | undefined)?.cause; cause; cause = (cause as { cause?: unknown }).cause) {
+    const { code, address, port, errors, message } = cause as {
+      code?: string; address?: string; port?: number; errors?: unknown[]; message?: string
+    }
+    const first = (errors?.[0] as { address?: string; port?: number } | undefined) ?? {}
+    const host = address ?? first.address
+    if (code) return `${text}: ${code}` + (host ? ` ${host}:${port ?? first.port}` : message ? ` (${message})` : '')
+  }
+  return text
+}
 
-/** A refused request: the `error` frame of its body (protocol.md 3.3), else its status. */
-export function refusal(transport: TransportName, status?: number, body = ''): PushError {
+/** `error` as a PushError: as is if it is one, else a TRANSPORT_FAILED naming the URL and the cause. */
+export const toPushError = (error: unknown, transport: TransportName, url?: URL): PushError =>
+  isPushError(error)
+    ? error
+    : new PushError('TRANSPORT_FAILED', `${transport}` + (url ? ` ${url.origin}${url.pathname}` : '') + `: ${describeCause(error)}`, {
+        cause: error,
+        transport,
+      })
+
+/**
+ * A request refused, or answered with something that is not pushline: the `error` frame of its
+ * body (protocol.md 3.3), else the status and what the body looks like, so that a wrong URL (an
+ * app's HTML page, another server's 404) says so.
+ */
+export function refusal(transport: TransportName, status?: number, body = '', url?: URL): PushError {
   let frame: ServerFrame | undefined
   try {
     frame = decodeServerFrame(body)
   } catch {
-    // not a frame (a proxy's error page): the status tells
+    // not a frame (a proxy's error page, an app's page): the status and the body tell
   }
-  return frame?.type === 'error'
-    ? new PushError(frame.code, frame.message, { transport, channel: frame.channel, status })
-    : new PushError(status === 401 ? 'UNAUTHORIZED' : 'TRANSPORT_FAILED', `${transport} failed` + (status ? ` (HTTP ${status})` : ''), {
-        transport,
-        status,
-      })
+  if (frame?.type === 'error') return new PushError(frame.code, frame.message, { transport, channel: frame.channel, status })
+  const where = url ? ` ${url.origin}${url.pathname}` : ''
+  const excerpt = body.trim().slice(0, 60).replace(/\s+/g, ' ')
+  const what = /^<(!doctype|html|head|body)/i.test(excerpt)
+    ? `an HTML page; is the path right? expected the pushline base URL, e.g. http://host/push`
+    : excerpt && `${JSON.stringify(excerpt)}, not pushline frames`
+  return new PushError(
+    status === 401 ? 'UNAUTHORIZED' : 'TRANSPORT_FAILED',
+    `${transport}${where}` + (status ? ` answered HTTP ${status}` + (what && ` with ${what}`) : ' failed'),
+    { transport, status },
+  )
 }
 
 /** A request with the token's Authorization header; resolves with the status and the body. */
@@ -177,7 +211,8 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
   const publish = (frame: PublishFrame): void => {
     // The answer goes to the core with the request's rid. A failed request fails the transport,
     // so the core resends the publish (same idempotency key) once reconnected.
-    request(context, endpointUrl(context.url, 'publish'), {
+    const url = endpointUrl(context.url, 'publish')
+    request(context, url, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(frame),
@@ -187,13 +222,13 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
         let reply: ServerFrame | undefined
         try {
           reply = decodeServerFrame(body)
-        } catch (error) {
-          if (status === 200) throw error // else a proxy's error page, say: the status tells
+        } catch {
+          // not a frame (a proxy's error page, a wrong URL): the refusal below says what it was
         }
-        if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status)
+        if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status, body, url)
         context.onFrame({ ...reply, rid: frame.rid })
       })
-      .catch((error: unknown) => fail(toPushError(error, name)))
+      .catch((error: unknown) => fail(toPushError(error, name, url)))
   }
 
   return {

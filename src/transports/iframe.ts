@@ -10,6 +10,8 @@ import type { TransportFactory } from './transport.js'
  */
 export function iframe(): TransportFactory {
   return streamFactory('iframe', 'iframe', (context) => (url, deliver, fail) => {
+        // Node, workers: fail the attempt with the reason (negotiation moves to the next transport).
+        if (typeof document !== 'object') throw new PushError('NO_TRANSPORT', 'iframe needs a browser page (document)', { transport: 'iframe' })
         url.searchParams.set('origin', location.origin)
         const element = document.createElement('iframe')
         let ended: unknown

@@ -32,7 +32,8 @@ export function pollTransport(
           request(context, url, { signal: current.signal })
             .then(([status, body]) => {
               if (current !== controller) return
-              if (status > 204) throw refusal(name, status, body)
+              // Not pushline (an app's page, another server): every answer of ours is frames or empty.
+              if (status > 204 || (body && body[0] !== '{')) throw refusal(name, status, body, url)
               if (status === 204) deliver({ type: 'ping' })
               for (const line of body.split('\n')) {
                 let frame = line ? decodeServerFrame(line) : undefined
@@ -50,7 +51,7 @@ export function pollTransport(
               else poll()
             })
             .catch((error: unknown) => {
-              if (current === controller) fail(toPushError(error, name))
+              if (current === controller) fail(toPushError(error, name, url))
             })
         }
         poll()

@@ -1,6 +1,6 @@
 import * as eventsource from 'eventsource'
 import { PushError } from '../errors.js'
-import { authHeaders, refusal, streamFactory } from './http.js'
+import { authHeaders, refusal, streamFactory, toPushError } from './http.js'
 import type { EventSourceConstructor, FetchLike, TransportFactory } from './transport.js'
 
 export interface SseOptions {
@@ -40,19 +40,37 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
         /** The stream's HTTP status: an error without one never reached the server (an outage, not SSE's fault). */
         let status: number | undefined
         const fetchStream: FetchLike = async (input, init) => {
-          const response = await (context.platform.fetch ?? fetch)(input, {
-            ...init,
-            headers: { ...(init?.headers as Record<string, string>), ...authHeaders(context.token) },
-          })
+          let response: Response
+          try {
+            response = await (context.platform.fetch ?? fetch)(input, {
+              ...init,
+              headers: { ...(init?.headers as Record<string, string>), ...authHeaders(context.token) },
+            })
+          } catch (error) {
+            // The EventSource only says it failed; keep the system error (ECONNREFUSED host:port).
+            refused = toPushError(error, 'sse', url)
+            throw error
+          }
           status = response.status
-          if (status !== 200) refused = refusal('sse', response.status, await response.clone().text())
+          // Not an event stream: a refusal (its error frame), or not pushline (an HTML page, say).
+          if (response.status !== 200 || !response.headers.get('content-type')?.startsWith('text/event-stream')) {
+            refused = refusal('sse', response.status, await response.clone().text(), url)
+          }
           return response
         }
         const stream = new EventSourceClass(url.href, { withCredentials, ...(takesFetch && { fetch: fetchStream }) })
         stream.onmessage = (event: { data: string }) => deliver(event.data)
         // EventSource would reconnect by itself; the core owns reconnects (backoff, fallback, fresh
         // cursor), so any error ends this transport.
-        stream.onerror = (event: { code?: number }) => fail(refused ?? refusal('sse', event?.code ?? status))
+        stream.onerror = (event: { code?: number; message?: string }) => {
+          const code = event?.code ?? status
+          fail(
+            refused ??
+              (code
+                ? refusal('sse', code, '', url)
+                : new PushError('TRANSPORT_FAILED', `sse ${url.origin}${url.pathname}: ${event?.message || 'stream failed'}`, { transport: 'sse' })),
+          )
+        }
         return () => {
           // Detach first: an EventSource may still dispatch events already parsed from the last chunk.
           stream.onmessage = stream.onerror = null

@@ -49,7 +49,8 @@ function createWebSocketTransport(context: TransportContext): Transport {
       if (!WebSocketClass) throw failure('NO_TRANSPORT', 'no WebSocket (option WebSocket)')
       const protocols = ['pushline.v1']
       if (context.token) protocols.push(authProtocol(context.token))
-      const ws = (socket = new WebSocketClass(endpointUrl(context.url, 'ws', true).href, protocols))
+      const { href } = endpointUrl(context.url, 'ws', true)
+      const ws = (socket = new WebSocketClass(href, protocols))
       ws.onmessage = (event: { data: unknown }) => {
         if (typeof event.data !== 'string') return fail(failure('PROTOCOL_ERROR', 'binary message'))
         // One message may batch several frames, one per line (protocol.md 3.2).
@@ -71,11 +72,13 @@ function createWebSocketTransport(context: TransportContext): Transport {
             ? failure('UNAUTHORIZED', reason || 'unauthorized', code)
             : code === 1000 || code === 1001 || code === 1012
               ? undefined
-              : failure('TRANSPORT_FAILED', `closed with ${code} ${reason}`, code),
+              : failure('TRANSPORT_FAILED', `${href} closed with ${code} ${reason}`, code),
         )
       // The close event that follows carries the code; report the failure now anyway, so a socket
       // stuck after an error cannot stall the client.
-      ws.onerror = () => fail(failure('TRANSPORT_FAILED', 'WebSocket error'))
+      // `ws` (Node) says why: `connect ECONNREFUSED 127.0.0.1:8080`, `Unexpected server response: 404`;
+      // browsers hide it, the URL at least tells where.
+      ws.onerror = (event?: { message?: string }) => fail(failure('TRANSPORT_FAILED', `${href}: ${event?.message || 'WebSocket error'}`))
     },
     send(frame) {
       socket?.send(JSON.stringify(frame))

@@ -67,6 +67,21 @@ describe('client frame validation', () => {
     }
   })
 
+  it.each([
+    ['publish without data', '{"type":"publish","rid":"r","channel":"c"}', 'data: missing (protocol.md 2.2)'],
+    ['since not an id', '{"type":"subscribe","channel":"c","since":"abc"}', 'since: must be a message id <epoch>-<offset> (protocol.md 2.2)'],
+    ['since a number', '{"type":"subscribe","channel":"c","since":5}', 'since: expected a string, got a number (protocol.md 2.2)'],
+    ['65-char rid', `{"type":"publish","rid":"${'r'.repeat(65)}","channel":"c","data":1}`, 'rid: expected 1 to 64 characters (protocol.md 2.2)'],
+    ['unknown type', '{"type":"hello"}', 'type: expected subscribe, unsubscribe, publish or pong (protocol.md 2.2)'],
+    ['bad channel', '{"type":"unsubscribe","channel":"a b/c"}', 'channel "a b/c": 1 to 128 of A-Z a-z 0-9 _ . : @ / - (protocol.md 1)'],
+    ['too large', `{"type":"publish","rid":"r","channel":"c","data":"${'x'.repeat(MAX)}"}`, /^frame of \d+ bytes exceeds the server's maxFrameBytes of 1024$/],
+  ])('says what is wrong and what is allowed, in its own words: %s', (_name, text, message) => {
+    const result = decode(text)
+    expect(result).toMatchObject({ ok: false, error: { message: typeof message === 'string' ? message : expect.stringMatching(message) } })
+    // zod's wording describes the schema, not the protocol.
+    expect(JSON.stringify(result)).not.toMatch(/Invalid input|nonoptional|received undefined/)
+  })
+
   it('counts UTF-8 bytes, not characters, against the limit', () => {
     const text = JSON.stringify({ type: 'publish', rid: 'r', channel: 'c', data: 'é'.repeat(600) })
     expect(text.length).toBeLessThan(MAX)

@@ -152,3 +152,28 @@ describe('transports', () => {
     new CorePushClient({ url: 'https://example.test/push', transports: ['websocket'] })
   })
 })
+
+describe('diagnostics (issue 14)', () => {
+  test('ready() waits for the first open, with an optional timeout', () => {
+    expectTypeOf(client.ready).toEqualTypeOf<(timeoutMs?: number) => Promise<void>>()
+    // pushline/core leaves it out, with the options checks, for the smallest bundles.
+    expectTypeOf<CorePushClient>().not.toHaveProperty('ready')
+  })
+
+  test('debug takes true or a logger of (event, details)', () => {
+    new PushClient({ url: 'http://localhost/push', debug: true })
+    new PushClient({
+      url: 'http://localhost/push',
+      debug: (event, details) => {
+        expectTypeOf(event).toEqualTypeOf<string>()
+        expectTypeOf(details).toEqualTypeOf<Record<string, unknown>>()
+      },
+    })
+    // @ts-expect-error a string is no logger
+    new PushClient({ url: 'http://localhost/push', debug: 'pushline' })
+  })
+
+  test('INVALID_OPTIONS is an error code', () => {
+    expectTypeOf<'INVALID_OPTIONS'>().toMatchTypeOf<ErrorCode>()
+  })
+})

@@ -10,6 +10,7 @@ import {
   PushError,
   type AuthContext,
   type Broker,
+  type History,
   type PublishContext,
   type PublishHook,
   type PublishResult,
@@ -79,5 +80,16 @@ describe('the server', () => {
     createPushServer({ transports: ['carrier-pigeon'] })
     // @ts-expect-error mqtt is a client transport name the server does not serve itself
     createPushServer({ transports: ['mqtt'] })
+  })
+})
+
+describe('push.history', () => {
+  test('takes limit and since, and gives messages with ids and an optional gap', () => {
+    const push = createPushServer()
+    expectTypeOf(push.history('orders', { limit: 10, since: 'e-1' })).toEqualTypeOf<Promise<History>>()
+    expectTypeOf<History['messages'][number]['id']>().toBeString()
+    expectTypeOf<History['gap']>().toEqualTypeOf<'history-exhausted' | 'epoch-changed' | 'position-in-future' | undefined>()
+    // @ts-expect-error since is a message id string
+    void push.history('orders', { since: 5 })
   })
 })

@@ -53,7 +53,7 @@ export function decodeFrame<T>(
   maxFrameBytes: number,
 ): Decoded<T> {
   if (bytes > maxFrameBytes) {
-    return reject(errorFrame('FRAME_TOO_LARGE', `frame of ${bytes} bytes exceeds ${maxFrameBytes}`))
+    return reject(errorFrame('FRAME_TOO_LARGE', `frame of ${bytes} bytes exceeds the server's maxFrameBytes of ${maxFrameBytes}`))
   }
   let raw: unknown
   try {
@@ -79,13 +79,41 @@ function describeIssues(raw: unknown, issues: readonly z.core.$ZodIssue[]): Erro
   const about = { rid, channel: channelName }
   // INVALID_CHANNEL only when the name is the sole problem; anything else is a malformed frame.
   if (issues.length > 0 && issues.every((issue) => issue.path[0] === 'channel' && issue.code === 'invalid_format')) {
-    return errorFrame('INVALID_CHANNEL', 'channel must match ^[A-Za-z0-9_.:@/-]{1,128}$', about)
+    return errorFrame(
+      'INVALID_CHANNEL',
+      `channel ${JSON.stringify(channelName)}: 1 to 128 of A-Z a-z 0-9 _ . : @ / - (protocol.md 1)`,
+      about,
+    )
   }
   const first = issues[0]
   if (!first) return errorFrame('BAD_FRAME', 'invalid frame', about)
   if (first.code === 'invalid_union' && first.path[0] === 'type') {
-    return errorFrame('BAD_FRAME', 'unknown frame type', about)
+    return errorFrame('BAD_FRAME', 'type: expected subscribe, unsubscribe, publish or pong (protocol.md 2.2)', about)
   }
   const where = first.path.length > 0 ? first.path.join('.') : 'frame'
-  return errorFrame('BAD_FRAME', `${where}: ${first.message}`, about)
+  return errorFrame('BAD_FRAME', `${where}: ${explain(first, valueAt(raw, first.path))} (protocol.md 2.2)`, about)
+}
+
+const valueAt = (raw: unknown, path: readonly PropertyKey[]): unknown =>
+  path.reduce<unknown>((value, key) => (typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined), raw)
+
+/**
+ * What is wrong with one field and what is allowed, in our words: zod's own messages ("Invalid
+ * input: expected nonoptional, received undefined") describe the schema, not the protocol.
+ */
+function explain(issue: z.core.$ZodIssue, value: unknown): string {
+  if (value === undefined) return 'missing'
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected a ${issue.expected}, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}`
+    case 'too_small':
+    case 'too_big':
+      return 'expected 1 to 64 characters'
+    case 'invalid_value':
+      return `expected ${issue.values.map((allowed) => JSON.stringify(allowed)).join(' or ')}`
+    case 'custom':
+      return issue.message
+    default:
+      return 'not allowed here'
+  }
 }
