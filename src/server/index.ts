@@ -6,9 +6,16 @@
  */
 export { createPushServer } from './push-server.js'
 export type {
+  AccessAction,
+  AllowedOrigins,
   AttachOptions,
   AuthContext,
+  AuthenticateHook,
+  AuthorizeContext,
+  AuthorizeHook,
+  Identity,
   Logger,
+  PresenceMember,
   PublishContext,
   PublishHook,
   PublishOptions,

@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorCode } from '../../protocol/frames.js'
 import { errorFrame } from '../hub/out-frame.js'
+import { refusalStatus } from '../policy/authentication.js'
 import type { Authenticator } from '../policy/authentication.js'
 import { decodeFrame, httpPublishSchema } from '../policy/frame-schema.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
-import { bearerToken, isJsonContentType, readBody, sendFrame } from './http-io.js'
+import { isJsonContentType, readBody, sendFrame } from './http-io.js'
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   FRAME_TOO_LARGE: 413,
@@ -32,11 +33,8 @@ export class HttpPublishEndpoint implements Endpoint {
       sendFrame(res, 405, errorFrame('BAD_FRAME', 'use POST'), { Allow: 'POST' })
       return
     }
-    const verdict = await this.#authenticate(bearerToken(req), 'http', req.headers)
-    if (verdict !== 'ok') {
-      const code = verdict === 'unauthorized' ? 'UNAUTHORIZED' : 'INTERNAL'
-      return this.#fail(req, res, code, verdict === 'unauthorized' ? 'unauthorized' : 'authentication failed')
-    }
+    const verdict = await this.#authenticate('http', req.headers)
+    if (!verdict.ok) return this.#fail(req, res, verdict.code, verdict.message, refusalStatus(verdict.code))
     if (!isJsonContentType(req.headers['content-type'])) {
       // Also keeps cross-site form posts (no preflight) from publishing.
       return this.#fail(req, res, 'BAD_FRAME', 'Content-Type must be application/json')
@@ -57,15 +55,15 @@ export class HttpPublishEndpoint implements Endpoint {
     const session = randomBytes(12).toString('base64url')
     const answer = await this.#publisher.publish(
       { rid, channel, event, data, key },
-      { transport: 'http', session, headers: req.headers },
+      { transport: 'http', session, headers: req.headers, identity: verdict.identity },
     )
     sendFrame(res, answer.type === 'ack' ? 200 : (STATUS[answer.code] ?? 400), answer)
   }
 
-  #fail(req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string): void {
+  #fail(req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string, status = STATUS[code] ?? 400): void {
     // The body may still be arriving: let it drain, and don't keep the connection for another request.
     const headers: Record<string, string> = req.complete ? {} : { Connection: 'close' }
     req.resume()
-    sendFrame(res, STATUS[code] ?? 400, errorFrame(code, message), headers)
+    sendFrame(res, status, errorFrame(code, message), headers)
   }
 }

@@ -7,7 +7,6 @@ import type { FlushScheduler } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import { FrameEncoding, OutFrame, closeFrame, errorFrame } from '../hub/out-frame.js'
 import type { Logger } from '../options.js'
-import { tokenFromSubprotocols } from '../policy/authentication.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
 import type { Publisher } from '../policy/publisher.js'
@@ -93,8 +92,11 @@ export class WebSocketConnection extends Connection {
     if (batch !== '') this.#ws.send(batch)
   }
 
-  protected end(): void {
-    this.#ws.close(1001, 'server shutdown')
+  protected end(close: OutFrame): void {
+    // protocol.md 3.2: 4401 after a close frame about credentials (expired, or the user disconnected).
+    const { code } = close.frame as { code?: string }
+    if (code === 'TOKEN_EXPIRED' || code === 'UNAUTHORIZED') this.#ws.close(4401, code.toLowerCase())
+    else this.#ws.close(1001, 'server shutdown')
   }
 
   bufferedBytes(): number {
@@ -151,9 +153,8 @@ export class WebSocketEndpoint implements Endpoint {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    const token = tokenFromSubprotocols(req.headers['sec-websocket-protocol'])
-    const verdict = this.#options.authenticate(token, 'websocket', req.headers)
-    if (typeof verdict === 'string') {
+    const verdict = this.#options.authenticate('websocket', req.headers)
+    if (!(verdict instanceof Promise)) {
       this.#complete(req, socket, head, verdict)
       return
     }
@@ -179,22 +180,18 @@ export class WebSocketEndpoint implements Endpoint {
     const { headers } = req
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', ignoreError)
-      if (verdict !== 'ok') {
+      if (!verdict.ok) {
         // protocol.md 3.1: a `close` frame, then close code 4401 (1011 when authentication itself failed).
-        if (verdict === 'unauthorized') {
-          ws.send(closeFrame('UNAUTHORIZED', 'unauthorized').json)
-          ws.close(4401, 'unauthorized')
-        } else {
-          ws.send(closeFrame('INTERNAL', 'authentication failed').json)
-          ws.close(1011, 'authentication failed')
-        }
+        ws.send(closeFrame(verdict.code, verdict.message).json)
+        if (verdict.code === 'INTERNAL') ws.close(1011, 'authentication failed')
+        else ws.close(4401, verdict.code.toLowerCase())
         return
       }
-      this.#accept(ws, socket, headers)
+      this.#accept(ws, socket, headers, verdict)
     })
   }
 
-  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders): void {
+  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders, verdict: AuthVerdict & { ok: true }): void {
     const { hub, hello } = this.#options
     if (!hub.isOpen) {
       // The handshake finished while the server began closing.
@@ -203,6 +200,7 @@ export class WebSocketEndpoint implements Endpoint {
       return
     }
     const connection = new WebSocketConnection(ws, socket, hub.scheduler)
+    connection.identity = verdict.identity
     hub.add(connection)
     connection.send(hello(connection.session))
     // Only the headers are kept, and only when an onPublish hook will read them.
@@ -250,7 +248,7 @@ export class WebSocketEndpoint implements Endpoint {
         return
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
-        const origin = { transport: 'websocket' as const, session: connection.session, headers }
+        const origin = { transport: 'websocket' as const, session: connection.session, headers, identity: connection.identity }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)
           connection.send(new OutFrame(answer))

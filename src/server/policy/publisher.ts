@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
 import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
-import type { Logger, PublishHook, PublishTransport } from '../options.js'
+import type { Identity, Logger, PublishHook, PublishTransport } from '../options.js'
+import type { AccessPolicy } from './authorization.js'
 
 /** A client's publish, validated. */
 export interface PublishRequest {
@@ -15,6 +16,7 @@ export interface PublishRequest {
 
 /** Who is publishing, for the onPublish hook. */
 export interface PublishOrigin {
+  identity: Identity | undefined
   transport: PublishTransport
   session: string
   headers: IncomingHttpHeaders
@@ -36,6 +38,7 @@ const MAX_KEYS = 10_000
 export class Publisher {
   readonly #broker: Broker
   readonly #hook: PublishHook | undefined
+  readonly #access: AccessPolicy
   readonly #logger: Logger
   /** `channel\0key` → outcome of the first publish with that key. Map order is insertion order, hence expiry order. */
   readonly #keys = new Map<string, { expiresAt: number; outcome: Promise<Outcome> }>()
@@ -45,13 +48,19 @@ export class Publisher {
     return this.#hook !== undefined
   }
 
-  constructor(broker: Broker, hook: PublishHook | undefined, logger: Logger) {
+  constructor(broker: Broker, hook: PublishHook | undefined, access: AccessPolicy, logger: Logger) {
     this.#broker = broker
     this.#hook = hook
+    this.#access = access
     this.#logger = logger
   }
 
   async publish(request: PublishRequest, origin: PublishOrigin): Promise<AckFrame | ErrorFrame> {
+    // Before the idempotency keys: a repeat of someone else's key must not get their ack.
+    if (this.#access.restricts) {
+      const refusal = await this.#access.check(origin.identity, request.channel, 'publish', origin.transport)
+      if (refusal) return errorFrame(refusal.code, refusal.message, { rid: request.rid, channel: request.channel })
+    }
     const outcome = await (request.key === undefined ? this.#apply(request, origin) : this.#applyOnce(request, origin))
     if (outcome.ok) return ackFrame(request.rid, outcome.channel, outcome.epoch, outcome.offset)
     return errorFrame(outcome.code, outcome.message, { rid: request.rid, channel: request.channel })
