@@ -13,18 +13,19 @@ interface Member extends Identity {
 }
 
 /** Tokens are user ids here; `admin` may read `secret*`; nobody publishes to `readonly`. */
-function policy(calls: AuthorizeContext<Member>[] = []): PushServerOptions<Member> {
+function policy(calls: AuthorizeContext[] = []): PushServerOptions {
   return {
     authenticate: ({ token }) => {
       if (!token) return null
       if (token === 'forged') throw new PushError('UNAUTHORIZED', 'bad signature')
-      return { userId: token, role: token === 'admin' ? 'admin' : 'member' }
+      const member: Member = { userId: token, role: token === 'admin' ? 'admin' : 'member' }
+      return member
     },
     authorize: async (context) => {
       calls.push(context)
       await sleep(1)
       if (context.action === 'publish' && context.channel === 'readonly') throw new PushError('PUBLISH_REJECTED', 'read-only')
-      return !context.channel.startsWith('secret') || context.identity?.role === 'admin'
+      return !context.channel.startsWith('secret') || (context.identity as Member | undefined)?.role === 'admin'
     },
     userChannels: 'user:',
   }
@@ -43,7 +44,7 @@ const channelsOf = (frames: ServerFrame[]) => frames.map((frame) => ('channel' i
 
 describe('authorization over WebSocket', () => {
   it('asks authorize with the identity, and refuses a subscribe with SUBSCRIBE_REJECTED for that rid and channel only', async () => {
-    const calls: AuthorizeContext<Member>[] = []
+    const calls: AuthorizeContext[] = []
     const server = await startPushFixture(policy(calls))
     const { epoch } = await server.push.publish('secret', { n: 1 })
     const client = await openWs(server, 'alice')

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AuthenticateHook, Identity, Logger, PublishTransport } from '../options.js'
-import { isPushError } from './publisher.js'
+import { isPushError } from './hook-error.js'
 
 /** The outcome of authenticating one connection or request. */
 export type AuthVerdict =

@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../../protocol/frames.js'
 import { isChannelName } from '../../protocol/position.js'
 import type { AccessAction, AuthorizeHook, Identity, Logger, PublishTransport } from '../options.js'
-import { isPushError } from './publisher.js'
+import { isPushError } from './hook-error.js'
 
 /** A refusal, as the error frame that answers it; undefined allows. */
 export type AccessRefusal = { code: Extract<ErrorCode, 'SUBSCRIBE_REJECTED' | 'PUBLISH_REJECTED' | 'INTERNAL'>; message: string }

@@ -4,6 +4,7 @@ import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
 import type { Identity, Logger, PublishHook, PublishTransport } from '../options.js'
 import type { AccessPolicy } from './authorization.js'
+import { isPushError } from './hook-error.js'
 
 /** A client's publish, validated. */
 export interface PublishRequest {
@@ -115,14 +116,6 @@ export class Publisher {
       return { ok: false, code: 'INTERNAL', message: 'publish failed' }
     }
   }
-}
-
-/**
- * Checked by code, not instanceof: the app may hold another copy of the
- * class (the CJS and ESM builds, or two bundles).
- */
-export function isPushError(error: unknown, code: ErrorCode): error is Error & { code: ErrorCode } {
-  return error instanceof Error && (error as { code?: unknown }).code === code
 }
 
 /**
