@@ -100,8 +100,9 @@ export interface AuthContext {
 /**
  * Who is connecting: an {@link Identity} accepts, and so does `true` (an anonymous connection);
  * `false`, `null` or `undefined` refuses with `UNAUTHORIZED`. Throw
- * `new PushError('UNAUTHORIZED', reason)` to refuse with that reason; any other throw is logged
- * and answered with `INTERNAL`.
+ * `new PushError('UNAUTHORIZED', reason)` to refuse with that reason, or
+ * `new PushError('TOKEN_EXPIRED', reason)` for an expired token (the client then fetches a fresh
+ * one); any other throw is logged and answered with `INTERNAL`.
  */
 export type AuthenticateHook<I extends Identity = Identity> = (
   context: AuthContext,

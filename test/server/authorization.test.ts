@@ -18,6 +18,7 @@ function policy(calls: AuthorizeContext[] = []): PushServerOptions {
     authenticate: ({ token }) => {
       if (!token) return null
       if (token === 'forged') throw new PushError('UNAUTHORIZED', 'bad signature')
+      if (token === 'stale') throw new PushError('TOKEN_EXPIRED', 'jwt expired')
       const member: Member = { userId: token, role: token === 'admin' ? 'admin' : 'member' }
       return member
     },
@@ -133,6 +134,9 @@ describe('authorization over POST /publish', () => {
     const forged = await post('forged', 'open')
     expect(forged.status).toBe(401)
     expect(await forged.json()).toEqual({ type: 'error', code: 'UNAUTHORIZED', message: 'bad signature' })
+    const stale = await post('stale', 'open')
+    expect(stale.status).toBe(401)
+    expect(await stale.json()).toEqual({ type: 'error', code: 'TOKEN_EXPIRED', message: 'jwt expired' })
     const ok = await post('admin', 'secret')
     expect(ok.status).toBe(200)
   })

@@ -34,6 +34,7 @@ export function createAuthenticator({ authenticate, authCookie, logger }: Authen
       answer = await authenticate({ token, transport, headers })
     } catch (error) {
       if (isPushError(error, 'UNAUTHORIZED')) return { ok: false, code: 'UNAUTHORIZED', message: error.message }
+      if (isPushError(error, 'TOKEN_EXPIRED')) return { ok: false, code: 'TOKEN_EXPIRED', message: error.message }
       logger.error('pushline: authenticate threw', error)
       return { ok: false, code: 'INTERNAL', message: 'authentication failed' }
     }
