@@ -138,13 +138,13 @@ export class Hub {
     if (!table) return
     this.#connections.delete(connection)
     this.#users.remove(connection)
-    const presenceChannels: string[] = []
-    for (const subscription of table.values()) {
-      if (subscription.member !== undefined) presenceChannels.push(subscription.channel)
-      this.#detach(subscription)
+    if (isPoll(connection)) {
+      // A poll is a connection only while held: keep the presence deltas until its next poll.
+      // Opened before the members' grace periods start, so it expires first (then the next poll syncs).
+      const presenceChannels = [...table.values()].filter((s) => s.member !== undefined).map((s) => s.channel)
+      if (presenceChannels.length > 0) this.#mailboxes.open(connection.session, presenceChannels)
     }
-    // A poll is a connection only while held: keep the presence deltas until its next poll.
-    if (isPoll(connection) && presenceChannels.length > 0) this.#mailboxes.open(connection.session, presenceChannels)
+    for (const subscription of table.values()) this.#detach(subscription)
     connection.markClosed()
   }
 
