@@ -6,7 +6,7 @@
  * whose token expires reconnects with a fresh token and loses nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { PushClient, shortPolling, type PushError, type PushMessage, type TransportName } from '../../src/index.js'
+import { PushClient, shortPolling, type PushError, type PushMessage } from '../../src/index.js'
 import { PushError as ServerPushError } from '../../src/server/index.js'
 import type { PushServerOptions } from '../../src/server/index.js'
 import { cleanup, startPushFixture, waitFor } from '../helpers/push-fixture.js'
@@ -16,7 +16,7 @@ afterEach(cleanup)
 const TRANSPORTS = ['websocket', 'sse', 'long-polling', 'short-polling'] as const
 
 function transportOf(name: (typeof TRANSPORTS)[number]) {
-  return name === 'short-polling' ? shortPolling({ intervalMs: 100 }) : (name as TransportName)
+  return name === 'short-polling' ? shortPolling({ intervalMs: 100 }) : name
 }
 
 /** Token = user id; `secret*` is for `admin` only; nobody publishes to `readonly`. */
