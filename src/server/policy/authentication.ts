@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { AuthenticateHook, Identity, Logger, PublishTransport } from '../options.js'
-import { isPushError } from './hook-error.js'
+import { isPushError } from '../../errors.js'
 
 /** The outcome of authenticating one connection or request. */
 export type AuthVerdict =
@@ -33,8 +33,8 @@ export function createAuthenticator({ authenticate, authCookie, logger }: Authen
     try {
       answer = await authenticate({ token, transport, headers })
     } catch (error) {
-      if (isPushError(error, 'UNAUTHORIZED')) return { ok: false, code: 'UNAUTHORIZED', message: error.message }
-      if (isPushError(error, 'TOKEN_EXPIRED')) return { ok: false, code: 'TOKEN_EXPIRED', message: error.message }
+      if (isPushError(error) && error.code === 'UNAUTHORIZED') return { ok: false, code: 'UNAUTHORIZED', message: error.message }
+      if (isPushError(error) && error.code === 'TOKEN_EXPIRED') return { ok: false, code: 'TOKEN_EXPIRED', message: error.message }
       logger.error('pushline: authenticate threw', error)
       return { ok: false, code: 'INTERNAL', message: 'authentication failed' }
     }

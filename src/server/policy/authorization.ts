@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../../protocol/frames.js'
 import { isChannelName } from '../../protocol/position.js'
 import type { AccessAction, AuthorizeHook, Identity, Logger, PublishTransport } from '../options.js'
-import { isPushError } from './hook-error.js'
+import { isPushError } from '../../errors.js'
 
 /** A refusal, as the error frame that answers it; undefined allows. */
 export type AccessRefusal = { code: Extract<ErrorCode, 'SUBSCRIBE_REJECTED' | 'PUBLISH_REJECTED' | 'INTERNAL'>; message: string }
@@ -62,7 +62,7 @@ export class AccessPolicy {
       if ((await this.#authorize({ identity, channel, action, transport })) === true) return undefined
       return { code, message: `${action} not allowed` }
     } catch (error) {
-      if (isPushError(error, code)) return { code, message: error.message }
+      if (isPushError(error) && error.code === code) return { code, message: error.message }
       this.#logger.error('pushline: authorize threw', error)
       return { code: 'INTERNAL', message: `${action} failed` }
     }

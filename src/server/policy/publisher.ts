@@ -1,10 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { isPushError } from '../../errors.js'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
 import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
 import type { Identity, Logger, PublishHook, PublishTransport } from '../options.js'
 import type { AccessPolicy } from './authorization.js'
-import { isPushError } from './hook-error.js'
 
 /** A client's publish, validated. */
 export interface PublishRequest {
@@ -99,7 +99,7 @@ export class Publisher {
           if (verdict.data !== undefined) data = verdict.data
         }
       } catch (error) {
-        if (isPushError(error, 'PUBLISH_REJECTED')) return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
+        if (isPushError(error) && error.code === 'PUBLISH_REJECTED') return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
         this.#logger.error('pushline: onPublish threw', error)
         return { ok: false, code: 'INTERNAL', message: 'publish failed' }
       }
