@@ -17,11 +17,12 @@ export interface FetchEventStreamInit {
 
 /**
  * Reads a `text/event-stream` over fetch, for browsers, whose native EventSource cannot send an
- * Authorization header: the token goes in a header, never in the URL (protocol.md 3.1). Only what
- * the pushline server sends is needed (`data:` fields and the blank line that ends an event;
- * `id:`, `retry:` and comments are skipped, as the client core owns reconnects and cursors), and
- * the lines are parsed as the HTML standard's event stream interpretation says. Returns the
- * function that closes the stream; after it, no callback runs.
+ * Authorization header: the token goes in a header, never in the URL (protocol.md 3.1). It reads
+ * what an event stream of protocol.md 3.3 holds, as the HTML standard's event stream
+ * interpretation does: `data:` fields, joined by LF, make an event, which a blank line
+ * dispatches; other fields (`id:`, `retry:`, comments) are skipped, as the client core owns
+ * reconnects and cursors. Lines end with LF or CRLF (a bare CR, which no pushline server sends, is
+ * not read as a line end). Returns the function that closes the stream; after it, no callback runs.
  */
 export function openFetchEventStream(url: string, init: FetchEventStreamInit): () => void {
   const abort = new AbortController()
@@ -32,54 +33,39 @@ export function openFetchEventStream(url: string, init: FetchEventStreamInit): (
     abort.abort()
     init.onEnd(status, body)
   }
-  void (async () => {
-    const response = await init.fetch(url, {
+  init
+    .fetch(url, {
       headers: { Accept: 'text/event-stream', ...init.headers },
       credentials: init.credentials,
       cache: 'no-store',
       signal: abort.signal,
     })
-    if (response.status !== 200 || !response.body) return end(response.status, await response.text())
-    const reader = response.body.getReader()
-    const decoder = new TextDecoder()
-    const lineEnd = /[\r\n]/g
-    // Text after the last complete line, the data of the event being read, and whether the text
-    // so far ended with a CR (whose LF, if it comes, belongs to the same line end).
-    let buffer = ''
-    let data: string | undefined
-    let afterCr = false
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (closed) return
-      if (done) return end()
-      buffer += decoder.decode(value, { stream: true })
-      let start = afterCr && buffer.startsWith('\n') ? 1 : 0
-      afterCr = false
-      lineEnd.lastIndex = start
-      for (let match = lineEnd.exec(buffer); match; match = lineEnd.exec(buffer)) {
-        const line = buffer.slice(start, match.index)
-        start = match.index + 1
-        // CR LF, CR and LF each end a line.
-        if (match[0] === '\r') {
-          if (start === buffer.length) afterCr = true
-          else if (buffer[start] === '\n') start += 1
-        }
-        lineEnd.lastIndex = start
-        if (line === '') {
-          // A blank line dispatches the event, if it had data (without its last LF).
-          if (data !== undefined) init.onData(data.slice(0, -1))
-          data = undefined
+    .then(async (response) => {
+      if (response.status !== 200) return end(response.status, await response.text())
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+      const decoder = new TextDecoder()
+      // The unfinished last line, and the data of the event being read.
+      let rest = ''
+      let data: string | undefined
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return end()
+        const lines = (rest + decoder.decode(value, { stream: true })).split('\n')
+        rest = lines.pop() as string
+        for (let line of lines) {
           if (closed) return
-          continue
+          if (line.endsWith('\r')) line = line.slice(0, -1)
+          if (line === '') {
+            // A blank line dispatches the event, if it had data (without its last LF).
+            if (data !== undefined) init.onData(data.slice(0, -1))
+            data = undefined
+          } else if (/^data(:|$)/.test(line)) {
+            data = (data ?? '') + line.slice(5).replace(/^ /, '') + '\n'
+          }
         }
-        const colon = line.indexOf(':')
-        if ((colon === -1 ? line : line.slice(0, colon)) !== 'data') continue
-        const value = colon === -1 ? '' : line.slice(colon + 1)
-        data = (data ?? '') + (value.startsWith(' ') ? value.slice(1) : value) + '\n'
       }
-      buffer = buffer.slice(start)
-    }
-  })().catch(() => end())
+    })
+    .catch(() => end())
   return () => {
     closed = true
     abort.abort()
