@@ -28,6 +28,7 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>cross-origin</title>
     url: params.get('push'),
     transports: [transport === 'short-polling' ? Pushline.shortPolling({ intervalMs: 200 }) : transport],
     reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+    ...(params.get('token') ? { token: () => params.get('token') } : {}),
   })
   client.on('state', (s) => state.states.push(s))
   client.on('error', (e) => state.errors.push(e.code + ': ' + e.message))
@@ -62,6 +63,29 @@ describe('a page using a push server on another origin', () => {
   }
 
   for (const transport of ['websocket', 'sse', 'long-polling', 'short-polling'] as const) {
+    // SSE in a browser reads its stream over fetch then (a native EventSource sends no header).
+    test(`${transport}: sends a token the server requires, in a header or the WebSocket subprotocol`, async ({ page, server }) => {
+      const tokens: (string | undefined)[] = []
+      const push = await startE2EServer({
+        allowedOrigins: [server.origin],
+        authenticate: ({ token }) => {
+          tokens.push(token)
+          return token === 's3cret' ? { userId: 'page' } : null
+        },
+      })
+      onTestFinished(() => push.close())
+      server.serve('/cross.html', PAGE, 'text/html; charset=utf-8')
+      await page.goto(`${server.origin}/cross.html?transport=${transport}&token=s3cret&push=${encodeURIComponent(push.pushUrl)}`)
+      await expect.poll(async () => (await pageState(page)).states.at(-1), { timeout: 15_000 }).toBe('open')
+      await expect.poll(() => push.push.stats().subscriptions, { timeout: 10_000 }).toBeGreaterThanOrEqual(transport === 'short-polling' ? 0 : 1)
+      if (transport === 'short-polling') await new Promise((resolve) => setTimeout(resolve, 500))
+      await push.push.publish('news', { n: 1 })
+      await expect.poll(async () => (await pageState(page)).messages, { timeout: 10_000 }).toEqual([{ n: 1 }])
+      expect(tokens.length).toBeGreaterThan(0)
+      expect(tokens.every((token) => token === 's3cret')).toBe(true)
+      expect((await pageState(page)).errors).toEqual([])
+    })
+
     test(`${transport}: is refused for an origin not allowed`, async ({ page, server }) => {
       const push = await startE2EServer({ allowedOrigins: ['https://app.example.com'] })
       onTestFinished(() => push.close())

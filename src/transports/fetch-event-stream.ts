@@ -33,13 +33,15 @@ export function openFetchEventStream(url: string, init: FetchEventStreamInit): (
     abort.abort()
     init.onEnd(status, body)
   }
-  init
-    .fetch(url, {
-      headers: { Accept: 'text/event-stream', ...init.headers },
-      credentials: init.credentials,
-      cache: 'no-store',
-      signal: abort.signal,
-    })
+  // Called as a plain function: a browser's fetch throws "Illegal invocation" when called as a
+  // method of another object.
+  const { fetch } = init
+  fetch(url, {
+    headers: { Accept: 'text/event-stream', ...init.headers },
+    credentials: init.credentials,
+    cache: 'no-store',
+    signal: abort.signal,
+  })
     .then(async (response) => {
       if (response.status !== 200) return end(response.status, await response.text())
       const reader = (response.body as ReadableStream<Uint8Array>).getReader()
