@@ -38,7 +38,7 @@ const BUDGET = {
    * dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no
    * chunks). A ceiling (raised from 8500 by issue 10, as everyTransport).
    */
-  cdn: 9020,
+  cdn: 9030,
 }
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
