@@ -34,7 +34,9 @@ function record(client: PushClient, channel: string, since?: string) {
   const errors: string[] = []
   const subscription = client.subscribe(channel, (message) => messages.push(message), since ? { since } : {})
   subscription.on('error', (error: PushError) => errors.push(error.code))
-  return { subscription, messages, errors }
+  const state = { subscription, messages, errors, subscribed: false }
+  subscription.on('subscribed', () => (state.subscribed = true))
+  return state
 }
 
 describe.each(TRANSPORTS)('authorization: %s', (name) => {
@@ -106,7 +108,8 @@ describe.each(TRANSPORTS)('authorization: %s', (name) => {
     const closes: string[] = []
     client.on('error', (error) => closes.push(error.code))
     client.connect()
-    await waitFor(() => client.state === 'open', 'open')
+    // "Live from now" starts when the server confirmed the subscription.
+    await waitFor(() => feed.subscribed, 'subscribed')
     let n = 0
     // Publish through at least two expiries.
     while (issued < 3 && n < 500) {
