@@ -7,10 +7,11 @@ const entry = {
   server: 'src/server/index.ts',
   react: 'src/react/index.ts',
   share: 'src/client/share.ts',
+  redis: 'src/server/brokers/redis/index.ts',
 }
 
 // Node-only peers stay external; browsers use their globals instead. React is the app's own copy.
-const external = ['ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', /^node:/]
+const external = ['@redis/client', 'ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', /^node:/]
 
 /**
  * Property mangling, the convention: a property whose name starts with `_` (`_factory`,

@@ -34,6 +34,7 @@ const EXPECTED: Record<string, string[]> = {
   '.': ['PushClient', 'PushError', 'iframe', 'isPushError', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
   './core': ['PushClient', 'PushError', 'iframe', 'isPushError', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
   './server': ['createPushServer', 'MemoryBroker', 'PushError'],
+  './redis': ['RedisBroker'],
   './react': ['PushProvider', 'usePush'],
   './share': ['tabShare'],
 }
@@ -181,11 +182,30 @@ client.connect()`
     expect([JSON.parse(esm.stdout), JSON.parse(cjs.stdout)]).toEqual([expected, expected])
   })
 
-  it('keeps pushline/server out of browser bundles', async () => {
-    // `"browser": null` on ./server: a bundler resolving for the browser must refuse it.
-    const script = `import('pushline/server').then(() => console.log('resolved'), (e) => console.log(e.code))`
+  it.each(['pushline/server', 'pushline/redis'])('keeps %s out of browser bundles', async (specifier) => {
+    // `"browser": null` on ./server and ./redis: a bundler resolving for the browser must refuse them.
+    const script = `import('${specifier}').then(() => console.log('resolved'), (e) => console.log(e.code))`
     const { stdout } = await run(process.execPath, ['--conditions=browser', '--input-type=module', '-e', script], { cwd: root })
     expect(stdout.trim()).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
+  })
+
+  it('never loads a Redis client for pushline/server: no file it imports names @redis/client', () => {
+    for (const entry of ['dist/server.js', 'dist/server.cjs']) {
+      const seen = new Set<string>()
+      const visit = (file: string): void => {
+        if (seen.has(file)) return
+        seen.add(file)
+        const source = readFileSync(join(root, file), 'utf8')
+        expect(source, `${file} (reached from ${entry})`).not.toMatch(/['"]@redis\/client['"]|['"]redis['"]/)
+        for (const [, relative] of source.matchAll(/(?:from |require\(|import\()['"](\.\/[^'"]+)['"]/g)) {
+          visit(join('dist', relative as string))
+        }
+      }
+      visit(entry)
+      expect(seen.size, `${entry} and its chunks`).toBeGreaterThan(1)
+    }
+    // The check can see it where it is.
+    expect(readFileSync(join(root, 'dist/redis.js'), 'utf8')).toMatch(/from ['"]@redis\/client['"]/)
   })
 
   describe('packed', () => {

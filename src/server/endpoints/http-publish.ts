@@ -14,6 +14,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   PUBLISH_REJECTED: 403,
   UNAUTHORIZED: 401,
   INTERNAL: 500,
+  BROKER_UNAVAILABLE: 503,
 }
 
 /** `POST <base>/publish` (protocol.md 3.4). */

@@ -3,6 +3,7 @@ import type { Broker, Recovery, StoredMessage } from '../brokers/broker.js'
 import type { Logger, PresenceMember } from '../options.js'
 import type { AccessPolicy } from '../policy/authorization.js'
 import { Connection, FlushScheduler } from './connection.js'
+import { EpochFlapMonitor } from './epoch-flap-monitor.js'
 import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
 import { PresenceMailboxes, PresenceTracker } from './presence.js'
 import { UserConnections } from './user-connections.js'
@@ -77,6 +78,13 @@ interface LocalChannel {
 const SHUTDOWN_WAIT_MS = 1000
 /** Close frames ask for a reconnect delay in [0, this), so clients don't all come back at once. */
 const SHUTDOWN_RETRY_SPREAD_MS = 2000
+/** A client whose subscribe found the broker unavailable retries no sooner than this (plus the spread). */
+const BROKER_RETRY_MIN_MS = 1000
+/** A client whose epochs flap (nodes that don't share a broker) is told to come back no sooner than this. */
+const EPOCH_FLAP_RETRY_MS = 30_000
+const EPOCH_FLAP_MESSAGE =
+  'this channel resumes in a different epoch on nearly every request: several pushline nodes, each with its own ' +
+  'in-memory broker, behind one URL? Give them a shared broker (RedisBroker from pushline/redis) or use sticky sessions'
 
 /**
  * Channels, subscriptions and fan-out, independent of transports: a
@@ -94,6 +102,9 @@ export class Hub {
   })
   readonly #presence: PresenceTracker | undefined
   readonly #mailboxes: PresenceMailboxes
+  readonly #epochFlaps = new EpochFlapMonitor()
+  /** Logged once per process: the fix is the same for every client. */
+  #epochFlapLogged = false
   #closed = false
 
   constructor(options: HubOptions) {
@@ -213,6 +224,14 @@ export class Hub {
         this.#goLive(subscription, recovery.value)
         return
       }
+      if ((recovery.reason as { code?: unknown } | undefined)?.code === 'BROKER_UNAVAILABLE') {
+        // Not this channel's fault and not for good: the client comes back later with its positions
+        // (an error frame would end its subscription, and a poll would retry at once, in a loop).
+        // The broker logs its outage once.
+        const retryMs = BROKER_RETRY_MIN_MS + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
+        subscription.connection.shutdown(closeFrame('BROKER_UNAVAILABLE', 'broker unavailable', retryMs))
+        return
+      }
       this.#options.logger.error(`pushline: subscribing to ${subscription.channel} failed`, recovery.reason)
       const { rid, channel } = subscription
       subscription.connection.send(new OutFrame(errorFrame('INTERNAL', 'subscribe failed', { rid, channel })))
@@ -280,6 +299,13 @@ export class Hub {
    */
   #goLive(subscription: Subscription, recovery: Recovery): void {
     const { connection, channel, since } = subscription
+    if (recovery.gap === 'epoch-changed' && subscription.continues && this.#epochFlaps.observe(connection.session, Date.now())) {
+      // Replaying this node's history to a client that will be on another node next time is the loop to break.
+      if (!this.#epochFlapLogged) this.#options.logger.error(`pushline: ${EPOCH_FLAP_MESSAGE}`)
+      this.#epochFlapLogged = true
+      connection.shutdown(closeFrame('EPOCH_FLAPPING', EPOCH_FLAP_MESSAGE, EPOCH_FLAP_RETRY_MS))
+      return
+    }
     const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
     if (moved || !subscription.continues) {
       connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, subscription.rid, recovery.gap))

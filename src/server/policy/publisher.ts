@@ -112,6 +112,8 @@ export class Publisher {
       const stored = await this.#broker.publish(channel, event, snapshot.value)
       return { ok: true, channel, epoch: stored.epoch, offset: stored.offset }
     } catch (error) {
+      // The broker logs its outages once; a line per publish would flood the log.
+      if (isPushError(error) && error.code === 'BROKER_UNAVAILABLE') return { ok: false, code: 'BROKER_UNAVAILABLE', message: 'broker unavailable' }
       this.#logger.error(`pushline: publishing to ${channel} failed`, error)
       return { ok: false, code: 'INTERNAL', message: 'publish failed' }
     }
