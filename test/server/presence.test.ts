@@ -241,8 +241,9 @@ describe('presence for polls', () => {
   it('keeps the deltas a poller missed between two polls for its next poll; past the grace period it syncs', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'Date'] })
     try {
+      const broker = new MemoryBroker()
       const hub = new Hub({
-        broker: new MemoryBroker(),
+        broker,
         heartbeatMs: 60_000,
         heartbeatGraceMs: 10_000,
         maxSubscriptions: 16,
@@ -252,11 +253,13 @@ describe('presence for polls', () => {
         presence: () => true,
         presenceGraceMs: 1000,
       })
+      // Later polls carry the channel's position, as a client's do.
+      const { epoch, offset } = await broker.recover('room', undefined)
       const poll = async (continues: boolean) => {
         const connection = new CountingConnection(hub.scheduler, 'poller', 'session-1')
         connection.transport = 'long-polling'
         hub.add(connection)
-        await hub.subscribe(connection, [{ channel: 'room', since: continues ? { epoch: 'x', offset: 0 } : undefined, continues }])
+        await hub.subscribe(connection, [{ channel: 'room', since: continues ? { epoch, offset } : undefined, continues }])
         await vi.advanceTimersByTimeAsync(1)
         hub.remove(connection)
         return connection.kinds.filter((kind) => kind.startsWith('presence'))
