@@ -6,7 +6,14 @@ export type { ClientEvents, ClientState } from './client/events.js'
 export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, SubscribeOptions } from './client/options.js'
 export type { ReconnectOptions } from './client/backoff.js'
 export type { LifecycleTarget } from './client/lifecycle.js'
-export type { GapInfo, PushMessage, Subscription, SubscriptionEvents } from './client/subscription.js'
+export type {
+  GapInfo,
+  PresenceChange,
+  PresenceMember,
+  PushMessage,
+  Subscription,
+  SubscriptionEvents,
+} from './client/subscription.js'
 export { PushError, isPushError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { GapReason, TransportName } from './protocol/frames.js'

@@ -24,6 +24,8 @@ export {
   type FallbackReason,
   type FetchLike,
   type GapInfo,
+  type PresenceChange,
+  type PresenceMember,
   type GapReason,
   type LifecycleTarget,
   type LongPollingOptions,

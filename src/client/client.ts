@@ -18,7 +18,14 @@ import { defaultLifecycle, listenLifecycle } from './lifecycle.js'
 import {
   globalTimers,
   type CoreClientOptions, type PublishAck, type PublishOptions, type SubscribeOptions } from './options.js'
-import { createSubscription, type GapInfo, type PushMessage, type Subscription, type SubscriptionEmitterEvents } from './subscription.js'
+import {
+  createSubscription,
+  type GapInfo,
+  type PresenceMember,
+  type PushMessage,
+  type Subscription,
+  type SubscriptionEmitterEvents,
+} from './subscription.js'
 
 export type { ClientEvents, ClientState } from './events.js'
 export type { FallbackEvent, FallbackReason } from '../transports/transport.js'
@@ -98,6 +105,9 @@ const tooLarge = (json: string, max: number): boolean =>
 const badChannel = (name: string): PushError =>
   new PushError('INVALID_CHANNEL', `channel ${JSON.stringify(name)}: 1-128 of A-Z a-z 0-9 _.:@/-`, { channel: name })
 
+/** Failures that another transport would meet alike (a refused token or origin): no fallback for them. */
+const NOT_TRANSPORT_FAILURE = /^(UNAUTHORIZED|TOKEN_EXPIRED|ORIGIN_REJECTED)$/
+
 /** One server subscription, shared by every `Subscription` of its channel. */
 interface Channel {
   readonly _name: string
@@ -109,6 +119,8 @@ interface Channel {
   _rid?: string | undefined
   /** `subscribed` arrived on this connection. An error before that means the subscribe was refused. */
   _confirmed?: boolean | undefined
+  /** Members of a presence channel by id, as the last `sync` and the deltas after it say (protocol.md 2.4). */
+  _members?: Map<string, PresenceMember> | undefined
   /** The emitters of its `Subscription`s. */
   readonly _listeners: Set<SubscriptionEmitter>
 }
@@ -202,6 +214,7 @@ function createCore(options: CoreClientOptions): PushClient {
         (attempt._transport = (share ? share.wrap(factory) : factory).create({
           url,
           token,
+          withCredentials: options.withCredentials,
           platform: options,
           timers,
           handshakeTimeoutMs,
@@ -263,8 +276,10 @@ function createCore(options: CoreClientOptions): PushClient {
    */
   const drop = (failure?: PushError, reason?: FallbackReason): void => {
     if (moved(current)) return
-    // A RECONNECT close (protocol.md 2.3; a tab that shares took over): reopen at once, no failure.
-    if (failure?.code === 'RECONNECT') {
+    // A RECONNECT close (protocol.md 2.3; a tab that shares took over), or credentials that expired
+    // on an open connection (3.1: the next attempt asks `token` for a fresh one): reopen at once,
+    // no failure; resume makes it lossless.
+    if (failure?.code === 'RECONNECT' || (failure?.code === 'TOKEN_EXPIRED' && hello)) {
       teardown()
       setState('reconnecting')
       return begin()
@@ -283,9 +298,9 @@ function createCore(options: CoreClientOptions): PushClient {
     }
     if (failure) events.emit('error', failure)
     if (moved(undefined)) return // a listener closed or reconnected
-    // Another transport does not fix a refused token, and a server's retryMs is to be honoured.
-    // Offline, every transport fails alike: none is to blame.
-    if (!retryMs && failure?.code !== 'UNAUTHORIZED' && !offline() && plan?._ended(failure, wasOpen, reason)) return
+    // Another transport does not fix a refused token or origin, and a server's retryMs is to be
+    // honoured. Offline, every transport fails alike: none is to blame.
+    if (!retryMs && !NOT_TRANSPORT_FAILURE.test(failure?.code as string) && !offline() && plan?._ended(failure, wasOpen, reason)) return
     const delay = Math.max(retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random), retryMs)
     attempt++
     retryMs = 0
@@ -402,6 +417,13 @@ function createCore(options: CoreClientOptions): PushClient {
       emit(channel, 'message', message as PushMessage)
     } else if (type === 'gap') {
       if (channel) gap(channel, frame.reason, frame.epoch, frame.offset)
+    } else if (type === 'presence') {
+      if (!channel) return
+      // protocol.md 2.4: a sync replaces the set; join and leave change one member.
+      if (frame.action === 'sync') channel._members = new Map(frame.members.map((member) => [member.id, member]))
+      else if (frame.action === 'join') channel._members?.set(frame.member.id, frame.member)
+      else channel._members?.delete(frame.member.id)
+      emit(channel, 'presence', frame)
     } else if (type === 'ack') {
       settle(frame.rid, undefined, { channel: frame.channel, offset: frame.offset, id: frame.id })
     } else if (type === 'error') {
@@ -535,14 +557,19 @@ function createCore(options: CoreClientOptions): PushClient {
       const since = id === undefined ? id : parseId(id)
       if (id !== undefined && !since) throw new PushError('INVALID_OPTIONS', `since ${JSON.stringify(id)}: not <epoch>-<offset>`)
       const emitter: SubscriptionEmitter = createNanoEvents()
-      const subscription = createSubscription<T>(name, emitter, () => {
-        // The last `Subscription` of a channel ends its server subscription.
-        const channel = channels.get(name)
-        end(emitter)
-        if (!channel?._listeners.delete(emitter) || channel._listeners.size) return
-        channels.delete(name)
-        if (hello) current?._transport?.send({ type: 'unsubscribe', channel: name })
-      })
+      const subscription = createSubscription<T>(
+        name,
+        emitter,
+        () => {
+          // The last `Subscription` of a channel ends its server subscription.
+          const channel = channels.get(name)
+          end(emitter)
+          if (!channel?._listeners.delete(emitter) || channel._listeners.size) return
+          channels.delete(name)
+          if (hello) current?._transport?.send({ type: 'unsubscribe', channel: name })
+        },
+        () => [...(channels.get(name)?._members?.values() ?? [])],
+      )
       if (listener) subscription.on('message', listener)
       let channel = channels.get(name)
       if (!channel) {

@@ -24,6 +24,14 @@ export interface ClientOptions {
    */
   token?: string | (() => string | Promise<string>) | undefined
   /**
+   * Send cookies with the requests of SSE, the polls and HTTP publishes to a server on another
+   * origin (fetch `credentials: 'include'`, EventSource `withCredentials`): cookie authentication
+   * across subdomains of one site. The server must list the page's origin in `allowedOrigins`.
+   * Same-origin requests carry cookies anyway, and so do WebSockets and the iframe stream.
+   * @default false
+   */
+  withCredentials?: boolean | undefined
+  /**
    * Reconnect timing.
    * @default {} (each field at its own default)
    */

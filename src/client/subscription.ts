@@ -1,6 +1,6 @@
 import type { Emitter, Unsubscribe } from 'nanoevents'
 import type { PushError } from '../errors.js'
-import type { GapReason } from '../protocol/frames.js'
+import type { GapReason, PresenceFrame, PresenceMemberInfo } from '../protocol/frames.js'
 
 /** One message of a channel, as the application sees it. */
 export interface PushMessage<T = unknown> {
@@ -22,6 +22,12 @@ export interface GapInfo {
   to: string
 }
 
+/** A member of a presence channel: a user (or an anonymous connection's session), since `joinedAt` (ms). */
+export type PresenceMember = PresenceMemberInfo
+
+/** What changed in a presence channel: the whole set (`sync`, after each subscribe), or one member (`join`, `leave`). */
+export type PresenceChange = PresenceFrame
+
 export interface SubscriptionEvents<T = unknown> {
   message: (message: PushMessage<T>) => void
   /**
@@ -32,6 +38,8 @@ export interface SubscriptionEvents<T = unknown> {
   gap: (gap: GapInfo) => void
   /** The server refused something about this channel; after a refused subscribe the subscription ends. */
   error: (error: PushError) => void
+  /** Who is subscribed changed, on a channel the server tracks presence for (protocol.md 2.4). */
+  presence: (change: PresenceChange) => void
 }
 
 /** The client's side of a subscription's emitter; `end` is not public. */
@@ -48,6 +56,11 @@ export interface Subscription<T = unknown> extends AsyncIterable<PushMessage<T>>
   readonly channel: string
   /** False once unsubscribed, or after the server refused the subscription. */
   readonly active: boolean
+  /**
+   * Who is subscribed to the channel, in order of joining, as the server last said: on a channel
+   * the server tracks presence for, once subscribed; else empty.
+   */
+  presence(): PresenceMember[]
   /** Adds a listener; returns the function that removes it. */
   on<K extends keyof SubscriptionEvents<T>>(event: K, listener: SubscriptionEvents<T>[K]): Unsubscribe
   /** Stops this subscription; the last one of a channel ends the server subscription. Idempotent. */
@@ -60,6 +73,7 @@ export function createSubscription<T>(
   channel: string,
   events: Emitter<SubscriptionEmitterEvents>,
   release: () => void,
+  members: () => PresenceMember[],
 ): Subscription<T> {
   let ended = false
   events.on('end', () => {
@@ -70,6 +84,7 @@ export function createSubscription<T>(
     get active() {
       return !ended
     },
+    presence: members,
     on: (event, listener) => events.on(event, listener as SubscriptionEmitterEvents[typeof event]),
     unsubscribe() {
       if (!ended) release()

@@ -28,7 +28,15 @@ const FIELDS: Record<string, string> = {
   error: 'scode smessage Srid Schannel',
   ping: '',
   close: 'scode smessage NretryMs',
+  presence: 'schannel saction',
 }
+
+/** A presence member (protocol.md 2.4) has a string `id`, which the client keys its member set by. */
+const isMember = (value: unknown): boolean => isString((value as Fields | null)?.id)
+
+/** The `members` of a presence `sync`, or the `member` of a `join` or `leave`. */
+const validPresence = ({ action, members, member }: Fields): boolean =>
+  action === 'sync' ? Array.isArray(members) && members.every(isMember) : /^(join|leave)$/.test(action as string) && isMember(member)
 
 const isString = (value: unknown): value is string => typeof value === 'string'
 
@@ -68,7 +76,7 @@ export function decodeServerFrame(text: string): ServerFrame | undefined {
   // Used only once `type` is known to be a string (below).
   const spec = Object.hasOwn(FIELDS, type as string) ? FIELDS[type as string] : undefined
   // Only an object can have a string `type` (JSON.parse gives arrays no named properties); `ping` has no fields.
-  if (!isString(type) || (spec && !matches(frame as Fields, spec))) {
+  if (!isString(type) || (spec && !matches(frame as Fields, spec)) || (type === 'presence' && !validPresence(frame as Fields))) {
     throw new PushError('PROTOCOL_ERROR', `malformed frame: ${text.slice(0, 80)}`, { cause })
   }
   return spec === undefined ? undefined : (frame as unknown as ServerFrame)

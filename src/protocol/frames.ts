@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'PUBLISH_REJECTED'
   | 'SUBSCRIBE_REJECTED'
   | 'UNAUTHORIZED'
+  | 'TOKEN_EXPIRED'
+  | 'ORIGIN_REJECTED'
   | 'TOO_MANY_SUBSCRIPTIONS'
   | 'RATE_LIMITED'
   | 'SERVER_SHUTDOWN'
@@ -104,6 +106,22 @@ export interface ErrorFrame {
   channel?: string
 }
 
+/** A member of a presence channel, as presence frames carry it. */
+export interface PresenceMemberInfo {
+  /** The member's user id (its session id when it has no identity). */
+  id: string
+  /** When it joined, in ms since the Unix epoch. */
+  joinedAt: number
+}
+
+/**
+ * Presence of a channel (protocol.md 2.4): `sync` carries the whole member set (after every
+ * `subscribed`), `join` and `leave` one member each. Not part of history: it has no offset.
+ */
+export type PresenceFrame =
+  | { type: 'presence'; channel: string; action: 'sync'; members: PresenceMemberInfo[] }
+  | { type: 'presence'; channel: string; action: 'join' | 'leave'; member: PresenceMemberInfo }
+
 export interface PingFrame {
   type: 'ping'
 }
@@ -123,6 +141,7 @@ export type ServerFrame =
   | GapFrame
   | AckFrame
   | ErrorFrame
+  | PresenceFrame
   | PingFrame
   | CloseFrame
 

@@ -6,11 +6,18 @@
  */
 export { createPushServer } from './push-server.js'
 export type {
+  AccessAction,
+  AllowedOrigins,
   AttachOptions,
   AuthContext,
+  AuthenticateHook,
+  AuthorizeContext,
+  AuthorizeHook,
+  Identity,
   History,
   HistoryOptions,
   Logger,
+  PresenceMember,
   PublishContext,
   PublishHook,
   PublishOptions,

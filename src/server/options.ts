@@ -19,8 +19,46 @@ export interface Logger {
   error(message: string, error?: unknown): void
 }
 
+/**
+ * Who a connection or HTTP request is, as `authenticate` found it. Apps extend it with their own
+ * claims (`createPushServer<MyIdentity>(...)` infers the type from `authenticate`).
+ */
+export interface Identity {
+  /** The user. User channels, `publishToUser`, `disconnectUser` and presence go by it. */
+  userId: string
+  /**
+   * When the credentials expire, in ms since the Unix epoch (a JWT's `exp` × 1000). The server
+   * refuses them from then on, and closes a connection that is open then with a `close` frame
+   * `TOKEN_EXPIRED` (protocol.md 3.1), so that the client reconnects with a fresh token and
+   * resumes without loss.
+   */
+  expiresAt?: number
+}
+
+/** What `authorize` is asked about: one subscribe or one publish. */
+export type AccessAction = 'subscribe' | 'publish'
+
+/** What the authorize option sees. */
+export interface AuthorizeContext<I extends Identity = Identity> {
+  /** The connection's identity; undefined when the server has no `authenticate` (or it answered `true`). */
+  identity: I | undefined
+  channel: string
+  action: AccessAction
+  /** The transport of the subscription, or how the publish arrived. */
+  transport: PublishTransport
+}
+
+/**
+ * Per-channel policy: true allows, false refuses (`SUBSCRIBE_REJECTED` / `PUBLISH_REJECTED`).
+ * Throw `new PushError('SUBSCRIBE_REJECTED' | 'PUBLISH_REJECTED', message)` to refuse with that
+ * message; any other throw is logged and answered with `INTERNAL`.
+ */
+export type AuthorizeHook<I extends Identity = Identity> = (context: AuthorizeContext<I>) => boolean | Promise<boolean>
+
 /** What the onPublish hook sees of a client publish. */
-export interface PublishContext {
+export interface PublishContext<I extends Identity = Identity> {
+  /** The publisher's identity (see {@link AuthorizeContext.identity}). */
+  identity: I | undefined
   channel: string
   /** The event name (`message` when the client gave none). */
   event: string
@@ -46,18 +84,49 @@ export type PublishVerdict = void | undefined | false | PublishTransform
  * return false) to reject with that message; any other throw is logged and
  * answered with `INTERNAL`.
  */
-export type PublishHook = (context: PublishContext) => PublishVerdict | Promise<PublishVerdict>
+export type PublishHook<I extends Identity = Identity> = (context: PublishContext<I>) => PublishVerdict | Promise<PublishVerdict>
 
-/** What the authenticate option sees of a connection or HTTP publish. */
+/** What the authenticate option sees of a connection or HTTP request. */
 export interface AuthContext {
-  /** From `Authorization: Bearer`, or the WebSocket auth subprotocol; undefined when the client sent none. */
+  /**
+   * From `Authorization: Bearer`, else the WebSocket auth subprotocol, else the cookie named by
+   * `authCookie`; undefined when the client sent none. Never from the URL.
+   */
   token: string | undefined
   transport: PublishTransport
   headers: IncomingHttpHeaders
 }
 
+/**
+ * Who is connecting: an {@link Identity} accepts, and so does `true` (an anonymous connection);
+ * `false`, `null` or `undefined` refuses with `UNAUTHORIZED`. Throw
+ * `new PushError('UNAUTHORIZED', reason)` to refuse with that reason, or
+ * `new PushError('TOKEN_EXPIRED', reason)` for an expired token (the client then fetches a fresh
+ * one); any other throw is logged and answered with `INTERNAL`.
+ */
+export type AuthenticateHook<I extends Identity = Identity> = (
+  context: AuthContext,
+) => I | boolean | null | undefined | Promise<I | boolean | null | undefined>
+
+/**
+ * Origins whose pages may use the server: a list of origins (`https://app.example.com`; of a URL
+ * only its origin counts), or a function that decides. The server's own origin is always allowed,
+ * and so are requests without an `Origin` header (Node clients, same-origin GETs).
+ */
+export type AllowedOrigins = string[] | ((origin: string, request: IncomingMessage) => boolean)
+
+/** One member of a presence channel (`push.presence(channel)`). */
+export interface PresenceMember {
+  /** The identity's userId; for a connection without identity, its session id. */
+  id: string
+  /** Subscriptions of this member to the channel in this process (one per tab or device). */
+  connections: number
+  /** When the member joined (ms since the Unix epoch). */
+  joinedAt: number
+}
+
 /** Options of `createPushServer`; every one has a default. */
-export interface PushServerOptions {
+export interface PushServerOptions<I extends Identity = Identity> {
   /**
    * Base path of the endpoints (`<path>/ws`, `<path>/sse`, `<path>/poll`, `<path>/iframe`,
    * `<path>/publish`); `attach` may override it.
@@ -134,13 +203,14 @@ export interface PushServerOptions {
    */
   iframeMaxBytes?: number
   /**
-   * Origins, besides the server's own (the Host header, with https when the connection is TLS or
-   * `X-Forwarded-Proto` says so), whose pages may embed the iframe stream, such as
-   * `https://app.example.com` (of a URL, only its origin counts). The stream posts frames to the
-   * origin its request names; any other origin is answered 403 (protocol.md 3.7).
-   * @default []
+   * Origins, besides the server's own (same host as the `Host` header; https when the connection
+   * is TLS or `X-Forwarded-Proto` says so), whose pages may use the server: CORS for SSE, polls and
+   * publish (with credentials), the WebSocket upgrade (403 before the handshake otherwise), and
+   * the origin an iframe stream posts to. Requests without `Origin` (Node clients) are allowed.
+   * Others get 403 `ORIGIN_REJECTED` (protocol.md 3.8).
+   * @default [] (same-origin only)
    */
-  allowedOrigins?: string[]
+  allowedOrigins?: AllowedOrigins
   /**
    * History and fan-out. Closed by `close()`.
    * @default new MemoryBroker({ historySize, historyTtlMs, idleChannelTtlMs, maxHistoryBytes, maxChannels })
@@ -244,13 +314,46 @@ export interface PushServerOptions {
    * Decides client publishes. Without it every client publish is accepted.
    * @default undefined
    */
-  onPublish?: PublishHook
+  onPublish?: PublishHook<I>
   /**
-   * Decides whether a connection or HTTP publish may proceed; false answers
-   * `UNAUTHORIZED` (protocol.md 3.1). Without it tokens are ignored.
+   * Decides who a connection or HTTP request is (protocol.md 3.1): see {@link AuthenticateHook}.
+   * Without it tokens are ignored and every connection is anonymous.
    * @default undefined
    */
-  authenticate?: (context: AuthContext) => boolean | Promise<boolean>
+  authenticate?: AuthenticateHook<I>
+  /**
+   * Name of a cookie that carries the token, for browsers that authenticate by cookie
+   * (same-site deployments, the iframe stream): read when the request has no other token.
+   * @default undefined (cookies are not read)
+   */
+  authCookie?: string
+  /**
+   * Decides every subscribe (resumes included) and every client publish, per channel. Without
+   * it, any connection that `authenticate` accepted may subscribe to and publish on any channel
+   * (but user channels, see `userChannels`).
+   * @default undefined (everything allowed)
+   */
+  authorize?: AuthorizeHook<I>
+  /**
+   * Prefix of user channels: `<prefix><userId>` may be subscribed only by connections whose
+   * identity has that userId, and no client may publish to it (the server does, with
+   * `publishToUser`). Checked before `authorize`.
+   * @default undefined (no user channels)
+   */
+  userChannels?: string
+  /**
+   * Which channels track presence: their subscribers get `presence` frames (protocol.md 2.4)
+   * and `push.presence(channel)` lists them.
+   * @default undefined (no channel)
+   */
+  presence?: (channel: string) => boolean
+  /**
+   * A member whose last subscription to a presence channel ended is announced as gone only after
+   * this long (ms) without coming back, so that a reconnect or the pause between two polls is not
+   * a leave and a join. Keep it above the short-polling interval of your clients.
+   * @default 5000
+   */
+  presenceGraceMs?: number
   /**
    * Receives errors of hooks and brokers.
    * @default console
@@ -315,6 +418,18 @@ export interface ServerStats {
 }
 
 export interface PushServer {
+  /**
+   * Publishes to the user channel of `userId` (`<userChannels><userId>`), which only that user's
+   * connections may subscribe to. Throws a RangeError without the `userChannels` option.
+   */
+  publishToUser(userId: string, data: unknown, options?: PublishOptions): Promise<PublishResult>
+  /**
+   * Closes every connection of `userId` in this process with a `close` frame `UNAUTHORIZED`
+   * (e.g. on logout or ban; `authenticate` must refuse the user's next attempt too). Returns the number of connections closed.
+   */
+  disconnectUser(userId: string, message?: string): number
+  /** The members of a presence channel in this process, in order of joining. */
+  presence(channel: string): PresenceMember[]
   /**
    * Serves the endpoints on a node:http or node:https server: requests under
    * `<path>/` are answered here and everything else goes to the request

@@ -9,7 +9,7 @@ import { MemoryBroker } from './brokers/memory-broker.js'
 import type { Endpoint } from './endpoints/endpoint.js'
 import { sendFrame } from './endpoints/http-io.js'
 import { HttpPublishEndpoint } from './endpoints/http-publish.js'
-import { IframeEndpoint, MIN_IFRAME_MAX_BYTES, serializeOrigin } from './endpoints/iframe.js'
+import { IframeEndpoint, MIN_IFRAME_MAX_BYTES } from './endpoints/iframe.js'
 import { PollEndpoint } from './endpoints/poll.js'
 import { SseEndpoint } from './endpoints/sse.js'
 import { WebSocketEndpoint } from './endpoints/websocket.js'
@@ -19,6 +19,8 @@ import type {
   AttachOptions,
   History,
   HistoryOptions,
+  Identity,
+  PresenceMember,
   PublishOptions,
   PublishResult,
   PushServer,
@@ -28,6 +30,8 @@ import type {
 } from './options.js'
 import { createAuthenticator } from './policy/authentication.js'
 import { ConnectionLimits, KeyedCounter, socketAddress } from './policy/limits.js'
+import { AccessPolicy } from './policy/authorization.js'
+import { OriginPolicy, upgradeRefusal } from './policy/cors.js'
 import { Publisher, jsonSnapshot } from './policy/publisher.js'
 
 /** Every transport `pushline/server` serves, in the default negotiation order. */
@@ -37,8 +41,9 @@ const ALL_TRANSPORTS: readonly ServerTransport[] = ['websocket', 'sse', 'long-po
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Creates the reference pushline server. */
-export function createPushServer(options: PushServerOptions = {}): PushServer {
-  return new PushServerImpl(options)
+export function createPushServer<I extends Identity = Identity>(options: PushServerOptions<I> = {}): PushServer {
+  // The hooks are typed by the app's identity; the server only hands them what authenticate made.
+  return new PushServerImpl(options as unknown as PushServerOptions)
 }
 
 class PushServerImpl implements PushServer {
@@ -48,6 +53,8 @@ class PushServerImpl implements PushServer {
   readonly #publisher: Publisher
   /** Path under `<base>/` → its endpoint; only offered transports (and `publish`) are in it. */
   readonly #routes: ReadonlyMap<string, Endpoint>
+  readonly #origins: OriginPolicy
+  readonly #access: AccessPolicy
   readonly #detachers: (() => void)[] = []
   #closing: Promise<void> | undefined
 
@@ -66,12 +73,17 @@ class PushServerImpl implements PushServer {
     if (!(iframeMaxBytes >= MIN_IFRAME_MAX_BYTES)) {
       throw new RangeError(`iframeMaxBytes must be at least ${MIN_IFRAME_MAX_BYTES}`)
     }
-    const allowedOrigins = new Set<string>()
-    for (const origin of options.allowedOrigins ?? []) {
-      const serialized = serializeOrigin(origin)
-      if (serialized === undefined) throw new RangeError(`allowedOrigins: not an http(s) origin: ${origin}`)
-      allowedOrigins.add(serialized)
+    const origins = new OriginPolicy(options.allowedOrigins, logger)
+    this.#origins = origins
+    const presenceGraceMs = options.presenceGraceMs ?? 5000
+    if (!(presenceGraceMs >= 0) || !Number.isFinite(presenceGraceMs)) {
+      throw new RangeError('presenceGraceMs must be a number of milliseconds, 0 or more')
     }
+    if (options.userChannels !== undefined && options.userChannels === '') {
+      throw new RangeError('userChannels must be a non-empty channel name prefix')
+    }
+    const access = new AccessPolicy({ authorize: options.authorize, userChannels: options.userChannels, logger })
+    this.#access = access
     const brokerLingerMs = options.brokerLingerMs ?? 5000
     if (!(brokerLingerMs >= 0) || !Number.isFinite(brokerLingerMs)) {
       throw new RangeError('brokerLingerMs must be a number of milliseconds, 0 or more')
@@ -95,11 +107,14 @@ class PushServerImpl implements PushServer {
       maxBufferedBytes,
       brokerLingerMs: Math.min(brokerLingerMs, MAX_TIMER_MS),
       logger,
+      access,
+      presence: options.presence,
+      presenceGraceMs: Math.min(presenceGraceMs, MAX_TIMER_MS),
     })
-    const authenticate = createAuthenticator(options.authenticate, logger)
+    const authenticate = createAuthenticator({ authenticate: options.authenticate, authCookie: options.authCookie, logger })
     const keyWindowMs = positive('idempotencyWindowMs', Math.min(options.idempotencyWindowMs ?? 300_000, MAX_TIMER_MS))
     const maxKeysPerClient = positive('maxIdempotencyKeysPerClient', options.maxIdempotencyKeysPerClient ?? 100_000)
-    const publisher = new Publisher(this.#broker, options.onPublish, logger, {
+    const publisher = new Publisher(this.#broker, options.onPublish, access, logger, {
       keyWindowMs,
       maxKeysPerClient,
       tokensVerified: options.authenticate !== undefined,
@@ -165,7 +180,7 @@ class PushServerImpl implements PushServer {
       routes.set('poll', new PollEndpoint({ ...streams, maxHoldMs, maxBufferedBytes }))
     }
     if (offers('iframe')) {
-      routes.set('iframe', new IframeEndpoint({ ...streams, allowedOrigins, maxBytes: iframeMaxBytes }))
+      routes.set('iframe', new IframeEndpoint({ ...streams, origins, maxBytes: iframeMaxBytes }))
     }
     this.#routes = routes
   }
@@ -225,7 +240,7 @@ class PushServerImpl implements PushServer {
 
   async history(channel: string, { limit = 100, since }: HistoryOptions = {}): Promise<History> {
     if (!isChannelName(channel)) {
-      throw new PushError('INVALID_CHANNEL', `channel ${JSON.stringify(channel)}: 1 to 128 of A-Z a-z 0-9 _ . : @ / -`, { channel })
+      throw new PushError('INVALID_CHANNEL', `channel ${quoteForMessage(channel)}: 1 to 128 of A-Z a-z 0-9 _ . : @ / -`, { channel })
     }
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new PushError('INVALID_OPTIONS', `limit: expected a whole number >= 1, got ${String(limit)}`, { channel })
@@ -250,6 +265,24 @@ class PushServerImpl implements PushServer {
     }
     if (recovery.gap) history.gap = recovery.gap
     return history
+  }
+
+  publishToUser(userId: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    let channel: string
+    try {
+      channel = this.#access.userChannel(userId)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.publish(channel, data, options)
+  }
+
+  disconnectUser(userId: string, message = 'disconnected by the server'): number {
+    return this.#hub.disconnectUser(userId, message)
+  }
+
+  presence(channel: string): PresenceMember[] {
+    return this.#hub.presence(channel)
   }
 
   stats(): ServerStats {
@@ -278,6 +311,7 @@ class PushServerImpl implements PushServer {
       sendFrame(res, 503, errorFrame('SERVER_SHUTDOWN', 'server shutting down'))
       return true
     }
+    if (this.#origins.answerCors(req, res)) return true
     const endpoint = this.#routes.get(target.name)
     if (endpoint) void endpoint.handle(req, res, new URLSearchParams(target.query))
     else sendFrame(res, 404, errorFrame('BAD_FRAME', `not found: ${path}/${target.name} is no endpoint this server offers`))
@@ -287,6 +321,12 @@ class PushServerImpl implements PushServer {
   #routeUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, path: string): boolean {
     const target = targetOf(req.url, path)
     if (target === undefined) return false
+    const origin = req.headers.origin
+    // Browsers let any page open a WebSocket to any host, with the user's cookies: refuse before the 101.
+    if (origin !== undefined && !this.#origins.allows(origin, req)) {
+      socket.end(upgradeRefusal(origin))
+      return true
+    }
     const endpoint = this.#routes.get(target.name)
     if (endpoint?.handleUpgrade) {
       endpoint.handleUpgrade(req, socket, head)

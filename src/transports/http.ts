@@ -78,6 +78,7 @@ export function refusal(transport: TransportName, status?: number, body = '', ur
 export const request = (context: TransportContext, url: URL, init: RequestInit = {}): Promise<[number, string]> =>
   (context.platform.fetch ?? fetch)(url.href, {
     ...init,
+    credentials: context.withCredentials ? 'include' : 'same-origin',
     headers: { ...(init.headers as Record<string, string>), ...authHeaders(context.token) },
   }).then(async (response) => [response.status, await response.text()])
 

@@ -1,5 +1,6 @@
 import * as eventsource from 'eventsource'
 import { PushError } from '../errors.js'
+import { openFetchEventStream } from './fetch-event-stream.js'
 import { authHeaders, refusal, streamFactory, toPushError } from './http.js'
 import type { EventSourceConstructor, FetchLike, TransportFactory } from './transport.js'
 
@@ -15,9 +16,10 @@ export interface SseOptions {
 /**
  * The Server-Sent Events transport (`GET <base>/sse?cursor=…`, publish by `POST <base>/publish`).
  * Uses `options.EventSource` if given, else the `eventsource` package in Node and the global
- * `EventSource` in browsers. A token needs an EventSource that takes a `fetch` option (the
- * `eventsource` package does), because the native one cannot set an Authorization header and
- * tokens never go into URLs (protocol.md 3.1).
+ * `EventSource` in browsers. The native EventSource cannot send an Authorization header, and
+ * tokens never go into URLs (protocol.md 3.1): with a token, and an EventSource that takes no
+ * `fetch` option, the stream is read over `fetch` instead (a few hundred bytes, where the
+ * `eventsource` package would add kilobytes to every browser bundle).
  */
 export function sse({ withCredentials = false }: SseOptions = {}): TransportFactory {
   return streamFactory('sse', 'sse', (context) => (url, deliver, fail) => {
@@ -31,8 +33,16 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
         }
         // Set by the `eventsource` package on EventSource classes that honour a `fetch` option.
         const takesFetch = Symbol.for('eventsource.supports-fetch-override') in EventSourceClass
+        const credentials = withCredentials || !!context.withCredentials
         if (context.token && !takesFetch) {
-          throw new PushError('TRANSPORT_FAILED', 'this EventSource cannot send a token', { transport: 'sse' })
+          return openFetchEventStream(url.href, {
+            fetch: context.platform.fetch ?? fetch,
+            headers: authHeaders(context.token),
+            credentials: credentials ? 'include' : 'same-origin',
+            onData: deliver,
+            // A refusal's body is its error frame; else the stream broke or ended.
+            onEnd: (status, body) => fail(refusal('sse', status, body)),
+          })
         }
         // A refused stream (400/401) carries an error frame as body; the EventSource API hides it,
         // so our fetch reads it first.
@@ -58,7 +68,7 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
           }
           return response
         }
-        const stream = new EventSourceClass(url.href, { withCredentials, ...(takesFetch && { fetch: fetchStream }) })
+        const stream = new EventSourceClass(url.href, { withCredentials: credentials, ...(takesFetch && { fetch: fetchStream }) })
         stream.onmessage = (event: { data: string }) => deliver(event.data)
         // EventSource would reconnect by itself; the core owns reconnects (backoff, fallback, fresh
         // cursor), so any error ends this transport.

@@ -75,6 +75,8 @@ export interface TransportContext {
   readonly url: string
   /** The token for this attempt, already resolved. Sent per protocol.md 3.1, never in a URL. */
   readonly token: string | undefined
+  /** Send cookies with HTTP requests to another origin (the client's `withCredentials`). */
+  readonly withCredentials?: boolean | undefined
   readonly platform: Platform
   readonly timers: Timers
   /** How long a stream transport waits for `hello` on a stream it reopens (the core times the first one). */

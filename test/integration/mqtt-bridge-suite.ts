@@ -252,7 +252,7 @@ export function registerBridgeSuite({ startBroker, protocolVersion, streamCount,
     await created.ready()
     await broker.stop()
     await waitFor(() => !created.stats().connected, 'the bridge to notice')
-    const context = { channel: 'cmd/heater', event: 'message', data: { on: true }, transport: 'websocket' as const, session: 's', headers: {} }
+    const context = { channel: 'cmd/heater', event: 'message', data: { on: true }, transport: 'websocket' as const, session: 's', headers: {}, identity: undefined }
     await expect(created.onPublish(context)).rejects.toMatchObject({ name: 'PushError', code: 'MQTT_UNAVAILABLE' })
     expect(created.stats().forwardFailed).toBe(1)
     expect(log.warnings.join('\n')).toMatch(/connection to the broker lost; reconnecting in \d+ ms/)

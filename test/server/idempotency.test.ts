@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MemoryBroker } from '../../src/server/index.js'
+import { AccessPolicy } from '../../src/server/policy/authorization.js'
 import { Publisher } from '../../src/server/policy/publisher.js'
 import type { PublisherOptions, PublishOrigin } from '../../src/server/policy/publisher.js'
 import { cleanup, startPushFixture } from '../helpers/push-fixture.js'
@@ -11,7 +12,8 @@ const WINDOW_MS = 300_000
 
 function makePublisher(options: Partial<PublisherOptions> = {}): { publisher: Publisher; broker: MemoryBroker } {
   const broker = new MemoryBroker({ historySize: 10 })
-  const publisher = new Publisher(broker, undefined, { error: () => {} }, {
+  const logger = { error: () => {} }
+  const publisher = new Publisher(broker, undefined, new AccessPolicy({ authorize: undefined, userChannels: undefined, logger }), logger, {
     keyWindowMs: WINDOW_MS,
     maxKeysPerClient: 100_000,
     tokensVerified: true,
@@ -20,7 +22,7 @@ function makePublisher(options: Partial<PublisherOptions> = {}): { publisher: Pu
   return { publisher, broker }
 }
 
-const origin = (client: string): PublishOrigin => ({ transport: 'websocket', session: 's', headers: {}, client })
+const origin = (client: string): PublishOrigin => ({ transport: 'websocket', session: 's', headers: {}, identity: undefined, client })
 
 describe('idempotency keys', () => {
   afterEach(async () => {

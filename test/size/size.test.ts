@@ -12,36 +12,32 @@ import { browserPlugins, cdnInput, cdnOutput, onBrowserLog } from '../../rollup.
 import tsupConfig from '../../tsup.config.js'
 
 /**
- * Budgets in gzipped bytes. Raised for issue 9 (racing long polling against a slow stream,
- * blame deferred until a transport says hello, memory per transport list): 6817 → 7195 B every
- * transport, 7160 → 7534 B pushline, 8494 → 8868 B script tag; the websocket-only client does not
- * carry negotiation.
+ * Budgets in gzipped bytes: ceilings, lowered when code leaves, raised only by an issue that says
+ * why. Before issues 9, 10 and 14: every transport 7000, websocket-only 4600, pushline 7200, script
+ * tag 8500. Issue 9 (racing long polling against a slow stream, blame deferred until a transport
+ * says hello, memory per transport list; not in websocket-only) about +372 B; issue 10 (presence,
+ * TOKEN_EXPIRED reconnects, no fallback for refused tokens and origins, withCredentials, SSE with a
+ * token read over fetch) about +215 B websocket-only and +526 B every transport; issue 14 (messages
+ * that name the cause, the limit or the allowed form: +108 B websocket-only, +550 B every
+ * transport; options checked in pushline's constructor, ready(): +1376 B; the debug log: +456 B).
  */
 const BUDGET = {
   /** An app that lists every transport: PushClient of pushline/core and the five factories. */
-  // 7000 until issues 9 and 14: racing long polling and deferred blame (issue 9, 374 B); failures
-  // that name their cause (host:port and system error, what a wrong URL answered: issue 14, 550 B).
-  everyTransport: 7800,
+  everyTransport: 8290,
   /**
    * An app that imports PushClient and only the websocket transport from pushline/core. The target
    * is 3500 B and is NOT met: negotiation now comes only with the fallback transports, but the core
    * (resume and dedupe, the outbox, lifecycle, frame validation) is over it on its own. This
-   * ceiling only stops it from growing; lower it, never raise it.
+   * ceiling only stops it from growing (see above for what raised it).
    */
-  // 4600 until issue 14: messages that give the limit or the allowed form (channel names, since,
-  // maxFrameBytes) and the WebSocket's URL and system error cost 108 B.
-  websocketOnly: 4710,
+  websocketOnly: 4920,
   /**
    * What `import { PushClient } from 'pushline'` costs: every transport, names and the default
-   * list; `share: true` loads pushline/share on demand, in a chunk of its own. A ceiling.
+   * list; `share: true` loads pushline/share on demand, in a chunk of its own.
    */
-  // 7200 until issues 9 and 14: racing and deferred blame (issue 9, 372 B); options checked in the
-  // constructor with what each allows, ready(), and the transports' causes (issue 14, 1376 B); the
-  // `debug` log, which wraps nothing unless on (issue 14, 456 B).
-  pushlineEntry: 9400,
-  /** dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no chunks). A ceiling. */
-  // 8500 until issues 9 and 14 (see pushlineEntry).
-  cdn: 10700,
+  pushlineEntry: 9900,
+  /** dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no chunks). */
+  cdn: 11200,
 }
 
 const root = fileURLToPath(new URL('../../', import.meta.url))

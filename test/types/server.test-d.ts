@@ -9,8 +9,12 @@ import {
   MemoryBroker,
   PushError,
   type AuthContext,
+  type AuthenticateHook,
+  type AuthorizeContext,
   type Broker,
   type History,
+  type Identity,
+  type PresenceMember,
   type PublishContext,
   type PublishHook,
   type PublishResult,
@@ -42,7 +46,7 @@ describe('createPushServer hooks', () => {
     expectTypeOf<'websocket' | 'sse' | 'long-polling' | 'short-polling' | 'iframe' | 'http'>().toExtend<PublishTransport>()
   })
 
-  test('authenticate receives an AuthContext and answers with a boolean, or a promise of one', () => {
+  test('authenticate receives an AuthContext and answers with an identity, a boolean, or a promise of one', () => {
     createPushServer({
       authenticate: (context) => {
         expectTypeOf(context).toEqualTypeOf<AuthContext>()
@@ -51,12 +55,36 @@ describe('createPushServer hooks', () => {
       },
     })
     createPushServer({ authenticate: async ({ token }) => token !== undefined })
-    expectTypeOf<NonNullable<PushServerOptions['authenticate']>>().toEqualTypeOf<(context: AuthContext) => boolean | Promise<boolean>>()
+    createPushServer({ authenticate: async ({ token }) => (token ? { userId: token, expiresAt: Date.now() + 60_000 } : null) })
+    expectTypeOf<NonNullable<PushServerOptions['authenticate']>>().toEqualTypeOf<AuthenticateHook<Identity>>()
+  })
+
+  test("authorize and onPublish see the identity type that authenticate returns", () => {
+    interface Member extends Identity {
+      roles: string[]
+    }
+    createPushServer({
+      authenticate: (): Member => ({ userId: 'u1', roles: ['admin'] }),
+      authorize: ({ identity, channel, action, transport }) => {
+        expectTypeOf(identity).toEqualTypeOf<Member | undefined>()
+        expectTypeOf(action).toEqualTypeOf<'subscribe' | 'publish'>()
+        expectTypeOf(transport).toEqualTypeOf<PublishTransport>()
+        return channel !== 'admin' || identity?.roles.includes('admin') === true
+      },
+      onPublish: ({ identity }) => {
+        expectTypeOf(identity).toEqualTypeOf<Member | undefined>()
+      },
+    })
+    expectTypeOf<AuthorizeContext['identity']>().toEqualTypeOf<Identity | undefined>()
   })
 
   test('refuses hooks that answer something else', () => {
-    // @ts-expect-error authenticate answers true or false
+    // @ts-expect-error authenticate answers an identity, true or false
     createPushServer({ authenticate: () => 'yes' })
+    // @ts-expect-error an identity has a userId
+    createPushServer({ authenticate: () => ({ id: 'u1' }) })
+    // @ts-expect-error authorize answers true or false
+    createPushServer({ authorize: () => 'maybe' })
     // @ts-expect-error onPublish answers nothing, false, or { event?, data? }
     createPushServer({ onPublish: () => 'ok' })
     // @ts-expect-error a misspelt transform field
@@ -71,6 +99,9 @@ describe('the server', () => {
     expectTypeOf(server.publish('news', { title: 'x' }, { event: 'story' })).toEqualTypeOf<Promise<PublishResult>>()
     expectTypeOf<PublishResult>().toEqualTypeOf<{ epoch: string; offset: number; id: string }>()
     expectTypeOf(server.stats()).toEqualTypeOf<ServerStats>()
+    expectTypeOf(server.publishToUser('u1', { hi: 1 })).toEqualTypeOf<Promise<PublishResult>>()
+    expectTypeOf(server.disconnectUser('u1')).toEqualTypeOf<number>()
+    expectTypeOf(server.presence('room')).toEqualTypeOf<PresenceMember[]>()
     expectTypeOf(server.close()).toEqualTypeOf<Promise<void>>()
     expectTypeOf(new MemoryBroker()).toExtend<Broker>()
   })

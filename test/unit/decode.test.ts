@@ -42,8 +42,24 @@ describe('decodeServerFrame', () => {
     expect(decodeServerFrame('{"type":"ping","future":true}')).toEqual({ type: 'ping', future: true })
   })
 
+  it('checks presence frames (protocol.md 2.4): members with string ids', () => {
+    const sync = { type: 'presence', channel: 'room', action: 'sync', members: [{ id: 'a', joinedAt: 1 }] }
+    expect(decodeServerFrame(JSON.stringify(sync))).toEqual(sync)
+    const join = { type: 'presence', channel: 'room', action: 'join', member: { id: 'b', joinedAt: 2 } }
+    expect(decodeServerFrame(JSON.stringify(join))).toEqual(join)
+    for (const bad of [
+      { ...sync, members: [{ joinedAt: 1 }] },
+      { ...sync, members: null },
+      { ...join, member: 'b' },
+      { ...join, action: 'wave' },
+      { type: 'presence', action: 'sync', members: [] },
+    ]) {
+      expect(() => decodeServerFrame(JSON.stringify(bad))).toThrow(PushError)
+    }
+  })
+
   it('skips frames of types it does not know', () => {
-    expect(decodeServerFrame('{"type":"presence","who":[]}')).toBeUndefined()
+    expect(decodeServerFrame('{"type":"occupancy","who":[]}')).toBeUndefined()
     expect(decodeServerFrame('{"type":"toString"}')).toBeUndefined()
   })
 

@@ -79,13 +79,6 @@ describe('sse transport', () => {
     expect(http.calls[0]?.init.headers).toEqual({ Accept: 'text/event-stream', Authorization: 'Bearer secret' })
   })
 
-  it('refuses to send a token through an EventSource that cannot take headers', () => {
-    const { client, es, codes } = setup({ token: 'secret' }, fakeEventSources({ takesFetch: false }))
-    client.connect()
-    expect(es.streams).toHaveLength(0)
-    expect(codes()).toEqual(['TRANSPORT_FAILED'])
-  })
-
   it('reopens once for several subscribe() calls in one tick: new stream first, then closes the old', async () => {
     const { client, es, open } = setup()
     const seen: string[] = []

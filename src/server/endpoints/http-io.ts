@@ -18,14 +18,6 @@ export function sendFrame(res: ServerResponse, status: number, frame: ServerFram
   res.end(body)
 }
 
-/** `Authorization: Bearer <token>` (protocol.md 3.1); undefined without one. */
-export function bearerToken(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization
-  if (!header) return undefined
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)
-  return match?.[1]
-}
-
 export type BodyRead =
   | { ok: true; bytes: number; text: string }
   | { ok: false; reason: 'too-large' | 'aborted' | 'timeout' }

@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ErrorCode } from '../../protocol/frames.js'
 import { errorFrame } from '../hub/out-frame.js'
+import { refusalStatus } from '../policy/authentication.js'
 import type { Authenticator } from '../policy/authentication.js'
 import type { KeyedCounter } from '../policy/limits.js'
 import { decodeFrame, httpPublishSchema } from '../policy/frame-schema.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
-import { bearerToken, isJsonContentType, readBody, sendFrame } from './http-io.js'
+import { isJsonContentType, readBody, sendFrame } from './http-io.js'
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   FRAME_TOO_LARGE: 413,
@@ -56,7 +57,7 @@ export class HttpPublishEndpoint implements Endpoint {
     // more than maxRequestsInFlight publishes at once (each up to maxFrameBytes).
     const client = this.#clientIp(req)
     if (!this.#inFlight.acquire(client)) {
-      return this.#fail(req, res, 'RATE_LIMITED', 'too many publishes in flight', { 'Retry-After': '1' })
+      return this.#fail(req, res, 'RATE_LIMITED', 'too many publishes in flight', undefined, { 'Retry-After': '1' })
     }
     try {
       await this.#publish(req, res)
@@ -66,11 +67,8 @@ export class HttpPublishEndpoint implements Endpoint {
   }
 
   async #publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const verdict = await this.#authenticate(bearerToken(req), 'http', req.headers)
-    if (verdict !== 'ok') {
-      const code = verdict === 'unauthorized' ? 'UNAUTHORIZED' : 'INTERNAL'
-      return this.#fail(req, res, code, verdict === 'unauthorized' ? 'unauthorized' : 'authentication failed')
-    }
+    const verdict = await this.#authenticate('http', req.headers)
+    if (!verdict.ok) return this.#fail(req, res, verdict.code, verdict.message, refusalStatus(verdict.code))
     if (!isJsonContentType(req.headers['content-type'])) {
       // Also keeps cross-site form posts (no preflight) from publishing.
       return this.#fail(req, res, 'BAD_FRAME', 'Content-Type must be application/json')
@@ -94,15 +92,22 @@ export class HttpPublishEndpoint implements Endpoint {
     const session = randomBytes(12).toString('base64url')
     const answer = await this.#publisher.publish(
       { rid, channel, event, data, key },
-      { transport: 'http', session, headers: req.headers, client: this.#publisher.clientScope(bearerToken(req)) },
+      { transport: 'http', session, headers: req.headers, identity: verdict.identity, client: this.#publisher.clientScope(verdict.token) },
     )
     sendFrame(res, answer.type === 'ack' ? 200 : (STATUS[answer.code] ?? 400), answer)
   }
 
-  #fail(req: IncomingMessage, res: ServerResponse, code: ErrorCode, message: string, extra: Record<string, string> = {}): void {
+  #fail(
+    req: IncomingMessage,
+    res: ServerResponse,
+    code: ErrorCode,
+    message: string,
+    status = STATUS[code] ?? 400,
+    extra: Record<string, string> = {},
+  ): void {
     // The body may still be arriving: let it drain, and don't keep the connection for another request.
     const headers: Record<string, string> = req.complete ? { ...extra } : { ...extra, Connection: 'close' }
     req.resume()
-    sendFrame(res, STATUS[code] ?? 400, errorFrame(code, message), headers)
+    sendFrame(res, status, errorFrame(code, message), headers)
   }
 }

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { TLSSocket } from 'node:tls'
 import type { FlushScheduler } from '../hub/connection.js'
 import { FrameEncoding, closeFrame, errorFrame } from '../hub/out-frame.js'
 import type { OutFrame } from '../hub/out-frame.js'
+import { serializeOrigin } from '../policy/cors.js'
+import type { OriginPolicy } from '../policy/cors.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
@@ -59,32 +60,6 @@ function prologue(nonce: string, origin: string): string {
     `<script nonce="${nonce}">var o=${scriptSafe(JSON.stringify(origin))};` +
     'function f(){for(var i=0;i!==arguments.length;i++)parent.postMessage(arguments[i],o)}</script>\n'
   )
-}
-
-/** `value` as a serialized http(s) origin (`https://example.com:8443`); undefined when it is none. */
-export function serializeOrigin(value: string): string | undefined {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    return undefined
-  }
-  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined
-}
-
-/**
- * The origin the browser addressed this server with: the Host header, and
- * https when the connection is TLS or a TLS-terminating proxy says so. A
- * browser cannot forge either on a page's behalf, so the default allow-list
- * (this origin alone) can't be widened by an attacker's page.
- */
-export function ownOrigin(req: IncomingMessage): string | undefined {
-  const host = req.headers.host
-  if (!host) return undefined
-  const forwarded = req.headers['x-forwarded-proto']
-  const proto = typeof forwarded === 'string' ? forwarded.split(',')[0]?.trim().toLowerCase() : undefined
-  const tls = (req.socket as Partial<TLSSocket>).encrypted === true || proto === 'https'
-  return serializeOrigin(`${tls ? 'https' : 'http'}://${host}`)
 }
 
 export interface IframeConnectionOptions {
@@ -147,8 +122,8 @@ export class IframeConnection extends ResponseStreamConnection {
 }
 
 export interface IframeEndpointOptions extends StreamRequestContext {
-  /** Origins besides the server's own that may embed the stream, serialized. */
-  allowedOrigins: ReadonlySet<string>
+  /** Which origins the stream may post to: the server's `allowedOrigins` rule. */
+  origins: OriginPolicy
   maxBytes: number
   hello: (session: string) => OutFrame
 }
@@ -169,13 +144,13 @@ export class IframeEndpoint implements Endpoint {
       return
     }
     // Frames are posted to this origin: an attacker's page must not get them by naming itself.
-    if (origin !== ownOrigin(req) && !this.#options.allowedOrigins.has(origin)) {
-      sendFrame(res, 403, errorFrame('SUBSCRIBE_REJECTED', 'origin not allowed'))
+    if (!this.#options.origins.allows(origin, req)) {
+      sendFrame(res, 403, errorFrame('ORIGIN_REJECTED', `origin ${origin} is not allowed`))
       return
     }
     if (!admitLongLived(req, res, this.#options)) return
-    const entries = await admitStreamRequest(req, res, query, 'iframe', this.#options)
-    if (!entries) return
+    const admitted = await admitStreamRequest(req, res, query, 'iframe', this.#options)
+    if (!admitted) return
 
     const nonce = randomBytes(16).toString('base64url')
     startStreamResponse(req, res, {
@@ -195,6 +170,6 @@ export class IframeEndpoint implements Endpoint {
       sentBytes: Buffer.byteLength(head),
       release: () => hub.remove(connection),
     })
-    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session))
+    await openHubConnection(hub, connection, res, cursorRequests(admitted.entries), hello(connection.session), admitted.identity)
   }
 }

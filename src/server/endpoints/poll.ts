@@ -190,8 +190,8 @@ export class PollEndpoint implements Endpoint {
     // The client may lower the hold, never raise it.
     const holdMs = holdParam === null ? maxHoldMs : Math.min(Number(holdParam), maxHoldMs)
     const transport = holdMs === 0 ? 'short-polling' : 'long-polling'
-    const entries = await admitStreamRequest(req, res, query, transport, this.#options)
-    if (!entries) return
+    const admitted = await admitStreamRequest(req, res, query, transport, this.#options)
+    if (!admitted) return
 
     const connection: PollConnection = new PollConnection(res, hub.scheduler, {
       transport,
@@ -206,8 +206,9 @@ export class PollEndpoint implements Endpoint {
       hub,
       connection,
       res,
-      cursorRequests(entries, !first),
+      cursorRequests(admitted.entries, !first),
       first ? hello(connection.session) : undefined,
+      admitted.identity,
     )
     connection.hold(holdMs)
   }

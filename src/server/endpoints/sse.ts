@@ -78,10 +78,10 @@ export class SseEndpoint implements Endpoint {
   async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
     if (!requireGet(req, res)) return
     if (!admitLongLived(req, res, this.#options)) return
-    const parsed = await admitStreamRequest(req, res, query, 'sse', this.#options)
-    if (!parsed) return
+    const admitted = await admitStreamRequest(req, res, query, 'sse', this.#options)
+    if (!admitted) return
     const lastEventId = req.headers['last-event-id']
-    const entries = applyLastEventId(parsed, typeof lastEventId === 'string' ? lastEventId : undefined)
+    const entries = applyLastEventId(admitted.entries, typeof lastEventId === 'string' ? lastEventId : undefined)
 
     startStreamResponse(req, res, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -91,6 +91,6 @@ export class SseEndpoint implements Endpoint {
 
     const { hub, hello } = this.#options
     const connection = new SseConnection(res, entries, hub.scheduler)
-    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session))
+    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session), admitted.identity)
   }
 }

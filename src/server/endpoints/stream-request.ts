@@ -5,9 +5,11 @@ import type { Connection } from '../hub/connection.js'
 import type { Hub, SubscribeRequest } from '../hub/hub.js'
 import { errorFrame } from '../hub/out-frame.js'
 import type { OutFrame } from '../hub/out-frame.js'
+import type { Identity } from '../options.js'
+import { refusalStatus } from '../policy/authentication.js'
 import type { Authenticator } from '../policy/authentication.js'
 import type { ConnectionLimits } from '../policy/limits.js'
-import { bearerToken, sendFrame } from './http-io.js'
+import { sendFrame } from './http-io.js'
 import { parseRequestCursor } from './stream-cursor.js'
 
 // The GET endpoints that name their subscriptions in a stream cursor (SSE,
@@ -47,10 +49,16 @@ export function requireGet(req: IncomingMessage, res: ServerResponse): boolean {
   return false
 }
 
+/** An admitted stream request: who it is, and the cursor's entries. */
+export interface AdmittedRequest {
+  identity: Identity | undefined
+  entries: CursorEntry[]
+}
+
 /**
  * Authenticates the request (protocol.md 3.1) and parses its `cursor`
- * parameter (3.3), answering 401, 400 or 503 itself. Returns the cursor's
- * entries, or undefined when the request has been answered or has gone.
+ * parameter (3.3), answering 401, 400 or 503 itself. Returns the identity and
+ * the cursor's entries, or undefined when the request has been answered or has gone.
  */
 export async function admitStreamRequest(
   req: IncomingMessage,
@@ -58,12 +66,11 @@ export async function admitStreamRequest(
   query: URLSearchParams,
   transport: TransportName,
   context: StreamRequestContext,
-): Promise<CursorEntry[] | undefined> {
+): Promise<AdmittedRequest | undefined> {
   const { hub, authenticate, maxSubscriptions } = context
-  const verdict = await authenticate(bearerToken(req), transport, req.headers)
-  if (verdict !== 'ok') {
-    if (verdict === 'unauthorized') sendFrame(res, 401, errorFrame('UNAUTHORIZED', 'unauthorized'))
-    else sendFrame(res, 500, errorFrame('INTERNAL', 'authentication failed'))
+  const verdict = await authenticate(transport, req.headers)
+  if (!verdict.ok) {
+    sendFrame(res, refusalStatus(verdict.code), errorFrame(verdict.code, verdict.message))
     return undefined
   }
   const parsed = parseRequestCursor(query.get('cursor') ?? '', maxSubscriptions)
@@ -77,7 +84,7 @@ export async function admitStreamRequest(
     sendFrame(res, 503, errorFrame('SERVER_SHUTDOWN', 'server shutting down'))
     return undefined
   }
-  return parsed.entries
+  return { identity: verdict.identity, entries: parsed.entries }
 }
 
 /**
@@ -91,7 +98,9 @@ export async function openHubConnection(
   res: ServerResponse,
   requests: readonly SubscribeRequest[],
   hello: OutFrame | undefined,
+  identity: Identity | undefined,
 ): Promise<void> {
+  connection.identity = identity
   hub.add(connection)
   res.on('close', () => hub.remove(connection))
   if (hello) connection.send(hello)

@@ -7,7 +7,6 @@ import type { FlushScheduler } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
 import { FrameEncoding, OutFrame, closeFrame, errorFrame } from '../hub/out-frame.js'
 import type { Logger } from '../options.js'
-import { tokenFromSubprotocols } from '../policy/authentication.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
 import { TokenBucket } from '../policy/limits.js'
@@ -108,8 +107,11 @@ export class WebSocketConnection extends Connection {
     if (batch !== '') this.#ws.send(batch)
   }
 
-  protected end(): void {
-    this.#ws.close(1001, 'server shutdown')
+  protected end(close: OutFrame): void {
+    // protocol.md 3.2: 4401 after a close frame about credentials (expired, or the user disconnected).
+    const { code } = close.frame as { code?: string }
+    if (code === 'TOKEN_EXPIRED' || code === 'UNAUTHORIZED') this.#ws.close(4401, code.toLowerCase())
+    else this.#ws.close(1001, 'server shutdown')
   }
 
   bufferedBytes(): number {
@@ -215,11 +217,9 @@ export class WebSocketEndpoint implements Endpoint {
     }
     // Whatever happens to the socket from here (refused, failed, closed), its place is freed.
     socket.once('close', admission.release)
-    const token = tokenFromSubprotocols(req.headers['sec-websocket-protocol'])
-    const verdict = this.#options.authenticate(token, 'websocket', req.headers)
-    const client = this.#options.publisher.clientScope(token)
-    if (typeof verdict === 'string') {
-      this.#complete(req, socket, head, verdict, client)
+    const verdict = this.#options.authenticate('websocket', req.headers)
+    if (!(verdict instanceof Promise)) {
+      this.#complete(req, socket, head, verdict)
       return
     }
     // Node removed its own error listener on upgrade; an error while the
@@ -229,7 +229,7 @@ export class WebSocketEndpoint implements Endpoint {
     void verdict.then((result) => {
       socket.off('error', onError)
       if (this.#closed) socket.destroy()
-      else this.#complete(req, socket, head, result, client)
+      else this.#complete(req, socket, head, result)
     })
   }
 
@@ -250,28 +250,24 @@ export class WebSocketEndpoint implements Endpoint {
     })
   }
 
-  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict, client: string): void {
+  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict): void {
     // The callback must not close over `req`: listeners made in it live as long as the connection, and
     // would keep the whole request (raw headers, parser state) alive with it.
     const { headers } = req
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', ignoreError)
-      if (verdict !== 'ok') {
+      if (!verdict.ok) {
         // protocol.md 3.1: a `close` frame, then close code 4401 (1011 when authentication itself failed).
-        if (verdict === 'unauthorized') {
-          ws.send(closeFrame('UNAUTHORIZED', 'unauthorized').json)
-          ws.close(4401, 'unauthorized')
-        } else {
-          ws.send(closeFrame('INTERNAL', 'authentication failed').json)
-          ws.close(1011, 'authentication failed')
-        }
+        ws.send(closeFrame(verdict.code, verdict.message).json)
+        if (verdict.code === 'INTERNAL') ws.close(1011, 'authentication failed')
+        else ws.close(4401, verdict.code.toLowerCase())
         return
       }
-      this.#accept(ws, socket, headers, client)
+      this.#accept(ws, socket, headers, verdict)
     })
   }
 
-  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders, client: string): void {
+  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders, verdict: AuthVerdict & { ok: true }): void {
     const { hub, hello } = this.#options
     if (!hub.isOpen) {
       // The handshake finished while the server began closing.
@@ -280,10 +276,12 @@ export class WebSocketEndpoint implements Endpoint {
       return
     }
     const connection = new WebSocketConnection(ws, socket, hub.scheduler, this.#options.rates)
+    connection.identity = verdict.identity
     hub.add(connection)
     connection.send(hello(connection.session))
     // Only the headers are kept, and only when an onPublish hook will read them.
     const kept = this.#options.publisher.readsHeaders ? headers : NO_HEADERS
+    const client = this.#options.publisher.clientScope(verdict.token)
     ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept, client))
     ws.on('close', () => hub.remove(connection))
   }
@@ -353,7 +351,7 @@ export class WebSocketEndpoint implements Endpoint {
           connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many publishes per second', { rid, channel })))
           return
         }
-        const origin = { transport: 'websocket' as const, session: connection.session, headers, client }
+        const origin = { transport: 'websocket' as const, session: connection.session, headers, identity: connection.identity, client }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)
           connection.send(new OutFrame(answer))

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { TransportName } from '../../protocol/frames.js'
+import type { Identity } from '../options.js'
 import type { OutFrame } from './out-frame.js'
 
 /**
@@ -60,6 +61,8 @@ export abstract class Connection {
    * hold time anyway, and a ping would only end it early.
    */
   readonly wantsPing: boolean = true
+  /** Who the client is, as `authenticate` found it; undefined when anonymous. Set before the hub adds it. */
+  identity: Identity | undefined
   #state: ConnectionState = 'open'
   #pending: OutFrame[] = []
   /** JSON characters of `#pending`: what this turn's flush is about to write. */

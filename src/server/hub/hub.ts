@@ -1,10 +1,13 @@
 import type { Position } from '../../protocol/position.js'
 import type { Broker, Recovery, StoredMessage } from '../brokers/broker.js'
-import type { Logger } from '../options.js'
+import type { Logger, PresenceMember } from '../options.js'
+import type { AccessPolicy } from '../policy/authorization.js'
 import { Connection, FlushScheduler } from './connection.js'
 import { EpochFlapMonitor } from './epoch-flap-monitor.js'
 import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
 import { MESSAGE_FRAME_CACHE_BYTES, MessageFrameCache, REPLAY_BACKLOG_MESSAGES, REPLAY_PAGE_MESSAGES } from './replay.js'
+import { PresenceMailboxes, PresenceTracker } from './presence.js'
+import { UserConnections } from './user-connections.js'
 
 export interface HubOptions {
   broker: Broker
@@ -15,6 +18,12 @@ export interface HubOptions {
   /** How long a channel keeps its broker subscription after its last local subscriber left (0: not at all). */
   brokerLingerMs: number
   logger: Logger
+  /** Who may subscribe to what; asked before every subscribe. Without it, everybody may anything. */
+  access?: AccessPolicy | undefined
+  /** Which channels track presence; undefined: none. */
+  presence?: ((channel: string) => boolean) | undefined
+  /** @default 5000 */
+  presenceGraceMs?: number | undefined
 }
 
 /** One channel's entry in a connection's subscription table. */
@@ -54,6 +63,8 @@ export interface Subscription {
   epoch: string
   offset: number
   active: boolean
+  /** The presence member this subscription counts for, once live on a presence channel. */
+  member: string | undefined
 }
 
 /**
@@ -127,6 +138,11 @@ export class Hub {
    */
   readonly #replayRoom: number
   readonly #heartbeat: ReturnType<typeof setInterval>
+  readonly #users = new UserConnections((connection) => {
+    connection.shutdown(closeFrame('TOKEN_EXPIRED', 'token expired'))
+  })
+  readonly #presence: PresenceTracker | undefined
+  readonly #mailboxes: PresenceMailboxes
   readonly #epochFlaps = new EpochFlapMonitor()
   /** Logged once per process: the fix is the same for every client. */
   #epochFlapLogged = false
@@ -135,6 +151,15 @@ export class Hub {
   constructor(options: HubOptions) {
     this.#options = options
     this.#replayRoom = options.maxBufferedBytes / 2
+    const presenceGraceMs = options.presenceGraceMs ?? 5000
+    this.#mailboxes = new PresenceMailboxes(presenceGraceMs)
+    if (options.presence) {
+      this.#presence = new PresenceTracker({
+        tracks: options.presence,
+        graceMs: presenceGraceMs,
+        broadcast: (channel, frame) => this.#broadcastPresence(channel, frame),
+      })
+    }
     this.scheduler = new FlushScheduler(this.#checkBacklog)
     // One interval for all connections: a timer per connection costs memory and wakeups.
     this.#heartbeat = setInterval(this.#beat, options.heartbeatMs).unref()
@@ -160,7 +185,9 @@ export class Hub {
   }
 
   add(connection: Connection): void {
-    if (!this.#connections.has(connection)) this.#connections.set(connection, new Map())
+    if (this.#connections.has(connection)) return
+    this.#connections.set(connection, new Map())
+    this.#users.add(connection)
   }
 
   /** Forgets a connection and everything kept for it. Idempotent. */
@@ -169,8 +196,27 @@ export class Hub {
     if (!table) return
     this.#connections.delete(connection)
     this.#replays.delete(connection)
+    this.#users.remove(connection)
+    if (isPoll(connection)) {
+      // A poll is a connection only while held: keep the presence deltas until its next poll.
+      // Opened before the members' grace periods start, so it expires first (then the next poll syncs).
+      const presenceChannels = [...table.values()].filter((s) => s.member !== undefined).map((s) => s.channel)
+      if (presenceChannels.length > 0) this.#mailboxes.open(connection.session, presenceChannels)
+    }
     for (const subscription of table.values()) this.#detach(subscription)
     connection.markClosed()
+  }
+
+  /** Closes every connection of `userId` with a `close` frame `UNAUTHORIZED`; returns how many. */
+  disconnectUser(userId: string, message: string): number {
+    const connections = this.#users.of(userId).filter((connection) => connection.isOpen)
+    for (const connection of connections) connection.shutdown(closeFrame('UNAUTHORIZED', message))
+    return connections.length
+  }
+
+  /** The members of a presence channel in this process. */
+  presence(channel: string): PresenceMember[] {
+    return this.#presence?.members(channel) ?? []
   }
 
   /**
@@ -181,6 +227,8 @@ export class Hub {
    * replay follows as the client reads (see {@link #pump}). Never rejects.
    */
   async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
+    const { access } = this.#options
+    if (access?.restricts) requests = await this.#admit(connection, requests, access)
     const table = this.#connections.get(connection)
     if (!table) return
     let queue = this.#replays.get(connection)
@@ -219,12 +267,36 @@ export class Hub {
         epoch: '',
         offset: 0,
         active: true,
+        member: undefined,
       }
       local.subscribers.add(subscription)
       table.set(request.channel, subscription)
       queue.waiting.push(subscription)
     }
     await this.#runReplays(queue)
+  }
+
+  /**
+   * The requests the access policy allows. Each refused one is answered with an `error` frame
+   * naming its channel (and rid), and ends the subscription it would have replaced: a resume is
+   * decided like a first subscribe, so a replay never reaches a connection that may not read it.
+   */
+  async #admit(connection: Connection, requests: readonly SubscribeRequest[], access: AccessPolicy): Promise<SubscribeRequest[]> {
+    const refusals = await Promise.all(
+      requests.map((request) => access.check(connection.identity, request.channel, 'subscribe', connection.transport)),
+    )
+    const admitted: SubscribeRequest[] = []
+    requests.forEach((request, i) => {
+      const refusal = refusals[i]
+      if (!refusal) {
+        admitted.push(request)
+        return
+      }
+      const previous = this.#connections.get(connection)?.get(request.channel)
+      if (previous) this.#detach(previous)
+      connection.send(new OutFrame(errorFrame(refusal.code, refusal.message, request)))
+    })
+    return admitted
   }
 
   /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
@@ -237,6 +309,8 @@ export class Hub {
   async shutdown(): Promise<void> {
     this.#closed = true
     clearInterval(this.#heartbeat)
+    this.#presence?.clear()
+    this.#mailboxes.clear()
     const connections = [...this.#connections.keys()]
     for (const connection of connections) {
       const retryMs = Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
@@ -381,6 +455,31 @@ export class Hub {
     subscription.backlog = undefined
     subscription.page = undefined
     for (const message of backlog) this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
+    if (this.#presence?.tracks(subscription.channel)) this.#joinPresence(subscription, this.#presence)
+  }
+
+  /**
+   * Counts a live subscription as a member of its presence channel, and tells it who is there:
+   * the whole set (`sync`), or for a poll that continues, only the deltas since its last poll.
+   */
+  #joinPresence(subscription: Subscription, presence: PresenceTracker): void {
+    const { connection, channel } = subscription
+    const member = connection.identity?.userId ?? connection.session
+    const missed = subscription.continues ? this.#mailboxes.take(connection.session, channel) : undefined
+    // Announced to the others before this one counts, so it never hears of its own join.
+    presence.join(channel, member)
+    subscription.member = member
+    if (missed) for (const frame of missed) connection.send(frame)
+    else connection.send(presence.syncFrame(channel))
+  }
+
+  /** A presence delta, to the channel's live subscribers and to poll clients between polls. */
+  #broadcastPresence(channel: string, frame: OutFrame): void {
+    for (const subscription of this.#channels.get(channel)?.subscribers ?? []) {
+      // A subscription still recovering gets the whole set once it is live.
+      if (subscription.member !== undefined) subscription.connection.send(frame)
+    }
+    this.#mailboxes.post(channel, frame)
   }
 
   #localChannel(name: string): LocalChannel {
@@ -473,7 +572,11 @@ export class Hub {
     subscription.active = false
     subscription.backlog = undefined
     subscription.page = undefined
-    const { connection, channel, local } = subscription
+    const { connection, channel, local, member } = subscription
+    if (member !== undefined) {
+      subscription.member = undefined
+      this.#presence?.leave(channel, member)
+    }
     const table = this.#connections.get(connection)
     if (table?.get(channel) === subscription) table.delete(channel)
     local.subscribers.delete(subscription)
@@ -544,4 +647,8 @@ export class Hub {
     connection.terminate()
     this.remove(connection)
   }
+}
+
+function isPoll(connection: Connection): boolean {
+  return connection.transport === 'long-polling' || connection.transport === 'short-polling'
 }

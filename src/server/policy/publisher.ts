@@ -4,7 +4,8 @@ import { isPushError } from '../../errors.js'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
 import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
-import type { Logger, PublishHook, PublishTransport } from '../options.js'
+import type { Identity, Logger, PublishHook, PublishTransport } from '../options.js'
+import type { AccessPolicy } from './authorization.js'
 
 /** A client's publish, validated. */
 export interface PublishRequest {
@@ -17,6 +18,7 @@ export interface PublishRequest {
 
 /** Who is publishing, for the onPublish hook. */
 export interface PublishOrigin {
+  identity: Identity | undefined
   transport: PublishTransport
   session: string
   headers: IncomingHttpHeaders
@@ -72,6 +74,7 @@ interface RememberedKey {
 export class Publisher {
   readonly #broker: Broker
   readonly #hook: PublishHook | undefined
+  readonly #access: AccessPolicy
   readonly #logger: Logger
   readonly #keyWindowMs: number
   readonly #maxKeysPerClient: number
@@ -88,9 +91,10 @@ export class Publisher {
     return this.#hook !== undefined
   }
 
-  constructor(broker: Broker, hook: PublishHook | undefined, logger: Logger, options: PublisherOptions) {
+  constructor(broker: Broker, hook: PublishHook | undefined, access: AccessPolicy, logger: Logger, options: PublisherOptions) {
     this.#broker = broker
     this.#hook = hook
+    this.#access = access
     this.#logger = logger
     this.#keyWindowMs = options.keyWindowMs
     this.#maxKeysPerClient = options.maxKeysPerClient
@@ -116,6 +120,11 @@ export class Publisher {
   }
 
   async publish(request: PublishRequest, origin: PublishOrigin): Promise<AckFrame | ErrorFrame> {
+    // Before the idempotency keys: a repeat of someone else's key must not get their ack.
+    if (this.#access.restricts) {
+      const refusal = await this.#access.check(origin.identity, request.channel, 'publish', origin.transport)
+      if (refusal) return errorFrame(refusal.code, refusal.message, { rid: request.rid, channel: request.channel })
+    }
     const outcome = await (request.key === undefined ? this.#apply(request, origin) : this.#applyOnce(request, origin))
     if (outcome.ok) return ackFrame(request.rid, outcome.channel, outcome.epoch, outcome.offset)
     return errorFrame(outcome.code, outcome.message, { rid: request.rid, channel: request.channel })
@@ -176,8 +185,9 @@ export class Publisher {
     let { event, data } = request
     if (this.#hook) {
       try {
-        const { transport, session, headers } = origin
-        const verdict = await this.#hook({ channel, event, data, transport, session, headers })
+        // Not `client`: the idempotency scope is the server's business.
+        const { transport, session, headers, identity } = origin
+        const verdict = await this.#hook({ channel, event, data, transport, session, headers, identity })
         if (verdict === false) return { ok: false, code: 'PUBLISH_REJECTED', message: 'publish rejected' }
         if (typeof verdict === 'object' && verdict !== null) {
           if (typeof verdict.event === 'string' && verdict.event !== '') event = verdict.event
