@@ -13,6 +13,7 @@ import { nodeResolve } from '@rollup/plugin-node-resolve'
 import terserModule from '@rollup/plugin-terser'
 import type { LogHandlerWithDefault, OutputOptions, Plugin, RollupOptions } from 'rollup'
 import esbuild from 'rollup-plugin-esbuild'
+import { MANGLED_PROPS, mangleCache } from './tsup.config.js'
 
 interface PackageJson {
   version: string
@@ -64,11 +65,22 @@ export function browserPlugins({ module }: { module: boolean }): Plugin[] {
   return [
     browserFalse(),
     nodeResolve({ browser: true, preferBuiltins: false, extensions: ['.ts', '.mjs', '.js', '.json'] }),
-    esbuild({ target: TARGET, tsconfig: fileURLToPath(new URL('./tsconfig.json', import.meta.url)), sourceMap: true }),
+    esbuild({
+      target: TARGET,
+      tsconfig: fileURLToPath(new URL('./tsconfig.json', import.meta.url)),
+      sourceMap: true,
+      // `_` properties are renamed as in the npm build (tsup.config.ts explains the convention):
+      // this plugin transforms one file at a time, and the shared table keeps the files agreeing.
+      mangleProps: MANGLED_PROPS,
+      mangleCache: { ...mangleCache },
+    }),
     terser({
       ecma: 2020,
       module,
-      compress: { passes: 2 },
+      // unsafe_arrows: anonymous `function` expressions (mostly what inlining leaves) become arrows;
+      // unsafe only for code that calls `new` on one or reads its `prototype`, which ours never does
+      // (e2e runs this bundle in Chromium).
+      compress: { passes: 2, unsafe_arrows: true },
       // Keeps only the `/*! ... */` banner.
       format: { comments: /^!/ },
     }),

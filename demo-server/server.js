@@ -4,6 +4,11 @@
 //   npm run demo                       (builds, then runs this file)
 //   PORT=3000 HOST=0.0.0.0 node demo-server/server.js
 //
+// Two nodes sharing one Redis (history, offsets and fan-out in Redis: a client can resume on either):
+//   REDIS_URL=redis://127.0.0.1:6379 PORT=8080 node demo-server/server.js
+//   REDIS_URL=redis://127.0.0.1:6379 PORT=8081 FEEDS=off node demo-server/server.js
+// (FEEDS=off: only one node runs the simulated feeds; the other serves and relays them.)
+//
 // The feeds are simulated (there is no real shop behind them), but everything the page shows travels
 // through pushline exactly as an application's messages would.
 
@@ -14,6 +19,8 @@ import { createPushServer, PushError } from 'pushline/server'
 const PORT = Number(process.env.PORT || 8080)
 const HOST = process.env.HOST ?? '127.0.0.1'
 const MAX_CHAT_CHARS = 500
+const REDIS_URL = process.env.REDIS_URL
+const FEEDS = process.env.FEEDS !== 'off'
 if (!Number.isInteger(PORT) || PORT < 0 || PORT > 65535) {
   console.error(`demo: PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`)
   process.exit(1)
@@ -24,7 +31,11 @@ const distDir = new URL('../dist/', import.meta.url)
 
 // ---- push server -------------------------------------------------------------------------------
 
+// The in-memory broker by default; with REDIS_URL, RedisBroker from its own entry (loaded only then).
+const broker = REDIS_URL ? new (await import('pushline/redis')).RedisBroker({ url: REDIS_URL, historySize: 1000 }) : undefined
+
 const push = createPushServer({
+  broker,
   heartbeatMs: 20_000,
   historySize: 1000,
   // Browsers may publish to `chat` only, and only short non-empty text. The feeds below publish with
@@ -191,7 +202,7 @@ function every(ms, task) {
   return () => clearTimeout(timer)
 }
 
-const stopFeeds = [every(2_000, orderTick), every(6_000, notificationTick)]
+const stopFeeds = FEEDS ? [every(2_000, orderTick), every(6_000, notificationTick)] : []
 
 // ---- start and stop ------------------------------------------------------------------------------
 
@@ -202,6 +213,7 @@ http.on('error', (error) => {
 http.listen(PORT, HOST, () => {
   const shown = HOST === '0.0.0.0' || HOST === '::' ? 'localhost' : HOST
   console.log(`pushline demo: http://${shown}:${PORT}/   (push endpoint http://${shown}:${PORT}/push)`)
+  console.log(REDIS_URL ? `broker: Redis at ${REDIS_URL}` : 'broker: in memory (set REDIS_URL to share one Redis between nodes)')
   console.log('Ctrl+C to stop')
 })
 

@@ -1,13 +1,13 @@
 // `pushline/core`: the client API with transports passed as factories only, so that an app bundles
 // just the transports it lists. `pushline` adds transport names and the default list.
 export { PushClient } from './client/client.js'
-export { negotiate } from './client/negotiate.js'
-export type { ClientEvents, ClientState, FallbackEvent, FallbackReason } from './client/client.js'
-export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, StorageLike, SubscribeOptions } from './client/options.js'
+export { negotiate } from './transports/negotiate.js'
+export type { ClientEvents, ClientState } from './client/events.js'
+export type { ClientOptions, CoreClientOptions, PublishAck, PublishOptions, SubscribeOptions } from './client/options.js'
 export type { ReconnectOptions } from './client/backoff.js'
 export type { LifecycleTarget } from './client/lifecycle.js'
 export type { GapInfo, PushMessage, Subscription, SubscriptionEvents } from './client/subscription.js'
-export { PushError } from './errors.js'
+export { PushError, isPushError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { GapReason, TransportName } from './protocol/frames.js'
 export { websocket } from './transports/websocket.js'
@@ -21,8 +21,12 @@ export { iframe } from './transports/iframe.js'
 export type {
   EventSourceConstructor,
   EventSourceLike,
+  FallbackEvent,
+  FallbackReason,
   FetchLike,
+  Negotiation,
   Platform,
+  StorageLike,
   StreamTransport,
   Timers,
   Transport,

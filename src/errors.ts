@@ -12,19 +12,30 @@ export class PushError extends Error {
   declare readonly transport: string | undefined
   /** The channel the error concerns, if any. */
   declare readonly channel: string | undefined
+  /** The HTTP status of the request that failed (the HTTP transports and their publishes), if any. */
+  declare readonly status: number | undefined
+  /** The close code of the WebSocket that closed (the websocket transport), if any. */
+  declare readonly closeCode: number | undefined
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; transport?: string; channel?: string } = {},
+    { cause, ...fields }: { cause?: unknown; transport?: string; channel?: string; status?: number; closeCode?: number } = {},
   ) {
-    // Error reads only `cause` of its options; an undefined cause is no cause.
-    super(message, options.cause === undefined ? undefined : options)
-    this.code = code
-    this.transport = options.transport
-    this.channel = options.channel
+    // An undefined cause is no cause.
+    super(message, cause === undefined ? undefined : { cause })
+    // `transport` and `channel` are own properties of every PushError; the others where known.
+    Object.assign(this, { code, transport: undefined, channel: undefined }, fields)
   }
 }
+
+/**
+ * Whether `value` is a {@link PushError}: judged by its name and code, not `instanceof`, so that an
+ * error made by another copy of pushline (its ESM and CJS builds in one app, two bundles, another
+ * realm) is one too.
+ */
+export const isPushError = (value: unknown): value is PushError =>
+  (value as PushError | undefined)?.name === 'PushError' && typeof (value as PushError).code === 'string'
 
 /** `error` as a PushError: as is if it is one, else one with `code` caused by it. */
 export const toPushError = (error: unknown, transport: TransportName, code: ErrorCode = 'TRANSPORT_FAILED'): PushError =>

@@ -2,9 +2,11 @@
 // except that its PushClient also takes transport names and defaults to every transport.
 export { PushClient } from './client/push-client.js'
 export type { PushClientOptions } from './client/options.js'
+export type { RegisteredTransportName } from './transports/registry.js'
 export {
   PushError,
   iframe,
+  isPushError,
   longPolling,
   negotiate,
   shortPolling,
@@ -24,6 +26,7 @@ export {
   type GapReason,
   type LifecycleTarget,
   type LongPollingOptions,
+  type Negotiation,
   type Platform,
   type PublishAck,
   type PublishOptions,

@@ -10,39 +10,18 @@ import {
   type TransportName,
 } from '../protocol/frames.js'
 import { isChannelName, parseId } from '../protocol/position.js'
-import type { Timers, Transport, TransportFactory } from '../transports/transport.js'
+import type { Attempt, Negotiate, Plan } from '../transports/negotiate.js'
+import type { FallbackReason, Transport, TransportFactory } from '../transports/transport.js'
 import { backoff } from './backoff.js'
+import type { ClientEvents, ClientState } from './events.js'
 import { defaultLifecycle, listenLifecycle } from './lifecycle.js'
-import type { CoreClientOptions, PublishAck, PublishOptions, SubscribeOptions } from './options.js'
+import {
+  globalTimers,
+  type CoreClientOptions, type PublishAck, type PublishOptions, type SubscribeOptions } from './options.js'
 import { createSubscription, type GapInfo, type PushMessage, type Subscription, type SubscriptionEmitterEvents } from './subscription.js'
 
-/** idle → connecting → open → (reconnecting → open)* → closed; `connect()` leaves closed again. */
-export type ClientState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed'
-
-/**
- * Why the client moved to another transport: its handshake failed (an error, or a close before
- * `hello`), timed out (no `hello` in `handshakeTimeoutMs`, as behind a buffering proxy), the server
- * does not offer it (its `hello` does not list it), it died within `unstableMs` of opening, or a
- * better transport passed an upgrade probe.
- */
-export type FallbackReason = 'handshake-failed' | 'handshake-timeout' | 'not-offered' | 'unstable' | 'upgrade'
-
-/** A move from one transport to another. */
-export interface FallbackEvent {
-  from: TransportName
-  to: TransportName
-  reason: FallbackReason
-}
-
-export interface ClientEvents {
-  state: (state: ClientState) => void
-  /** A connection opened on another transport than the previous one. */
-  transport: (name: TransportName) => void
-  /** The client gave up a transport for another one, or upgraded to a better one. */
-  fallback: (event: FallbackEvent) => void
-  /** Failed attempts, dropped connections, and server errors no publish or subscription claims. */
-  error: (error: PushError) => void
-}
+export type { ClientEvents, ClientState } from './events.js'
+export type { FallbackEvent, FallbackReason } from '../transports/transport.js'
 
 /**
  * A pushline client: one connection (WebSocket, SSE, polls, …) carrying any number of channel
@@ -84,9 +63,8 @@ export interface PushClient {
 }
 
 // The class only gives `new PushClient()` and `instanceof`; the members (declared by the interface
-// above) are the closures of createCore, copied onto the instance, getters included. Closure locals
-// minify to single letters where private fields and delegating methods would not, which matters
-// for the browser bundle budget.
+// above) are the closures of createCore, copied onto the instance, getters included: the client's
+// state stays out of reach of the app, and closure locals minify to single letters.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class PushClient {
   /** Takes the transports as factories: `new PushClient({ url, transports: [websocket(), sse()] })`. */
@@ -95,95 +73,21 @@ export class PushClient {
   }
 }
 
+// Internal records use `_`-prefixed properties, which the build shortens (tsup.config.ts).
+
 type SubscriptionEmitter = Emitter<SubscriptionEmitterEvents>
 
-// Internal records use one-letter fields: property names survive minification, and these are
-// read all over the core.
-
-/** One server subscription, shared by every `Subscription` of its channel. */
-interface Channel {
-  /** The channel's name. */
-  readonly n: string
-  /** Epoch and offset of the last position seen (protocol.md 4.1), resumed from after a reconnect; `e` unset: none yet. */
-  e?: string
-  o: number
-  /** rid of the `subscribe` sent on this connection; answers to older ones are ignored. */
-  r?: string
-  /** `subscribed` arrived on this connection. An error before that means the subscribe was refused. */
-  c?: boolean
-  /** The emitters of its `Subscription`s. */
-  readonly l: Set<SubscriptionEmitter>
-}
-
+/** A publish waiting for its ack. */
 interface PendingPublish {
-  /** The frame, and its JSON. */
-  readonly f: PublishFrame
-  readonly j: string
+  readonly _frame: PublishFrame
+  /** The frame's JSON, measured against the server's `maxFrameBytes`. */
+  readonly _json: string
   /** Settles the promise. */
-  readonly d: (failure?: PushError, ack?: PublishAck) => void
+  readonly _done: (failure?: PushError, ack?: PublishAck) => void
   /** The PUBLISH_TIMEOUT timer. */
-  readonly t: unknown
+  readonly _timer: unknown
   /** Sent on the current connection; cleared on disconnect so that it is resent with the same key. */
-  s?: boolean
-}
-
-/**
- * One transport being opened: the connection, or (negotiate.ts) an upgrade probe. Its callbacks
- * reach the core only while it is the connection; before that they go to `p` and `q`.
- */
-export interface Attempt {
-  readonly f: TransportFactory
-  t?: Transport
-  /** A frame while not the connection. */
-  readonly p?: (frame: ServerFrame) => void
-  /** The end while not the connection. */
-  readonly q?: () => void
-  /** Given up: not to be opened any more (its token may still be on its way). */
-  z?: boolean
-}
-
-/**
- * What the core lends a negotiation (negotiate.ts), as arguments: a client with one transport
- * never bundles negotiation, and this call is all it costs it.
- */
-export type Negotiate = (
-  options: CoreClientOptions,
-  timers: Timers,
-  events: Emitter<ClientEvents>,
-  /** The connection, opening or open. */
-  current: () => Attempt | undefined,
-  /** Opens an attempt that is not the connection (yet). */
-  launch: (attempt: Attempt) => void,
-  /** An attempt said `hello`: it becomes the connection, and the old one closes. */
-  adopt: (attempt: Attempt, hello: HelloFrame) => void,
-  /** Starts an attempt with the negotiation's current transport (`Plan.f`). */
-  start: () => void,
-  /** Whether the client was closed or moved on since `attempt` was the connection. */
-  moved: (attempt: Attempt | undefined) => boolean,
-) => Plan
-
-/** A negotiation among several transports, made per client by a {@link Negotiate}. */
-export interface Plan {
-  /** Starts a round: the next attempt tries the best transport first. */
-  r(): void
-  /** The transport to try now. */
-  f(): TransportFactory
-  /** The connection said `hello` (also when it does not offer the connection's transport). */
-  h(name: TransportName, offered: TransportName[]): void
-  /**
-   * The connection ended (torn down already): start the next transport (`start`) and return true,
-   * or return false to back off and start a new round. Not asked about normal closes after a
-   * server's `retryMs`, refused tokens, or while offline: another transport fixes none of them.
-   */
-  d(failure: PushError | undefined, wasOpen: boolean, reason?: FallbackReason): boolean
-  /** Stops background work (upgrade probes); the connection is being torn down. */
-  x(): void
-}
-
-const globalTimers: Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
-  now: () => Date.now(),
+  _sent?: boolean
 }
 
 /** UTF-8 size above `max`; measures only when the UTF-16 length cannot decide. */
@@ -193,7 +97,27 @@ const tooLarge = (json: string, max: number): boolean =>
 const badChannel = (name: string): PushError =>
   new PushError('INVALID_CHANNEL', `bad channel ${JSON.stringify(name)}`, { channel: name })
 
-/** The client's state machine, as a closure (see the PushClient class). */
+/** One server subscription, shared by every `Subscription` of its channel. */
+interface Channel {
+  readonly _name: string
+  /** Epoch of the last position seen (protocol.md 4.1), resumed from after a reconnect; unset: none yet. */
+  _epoch?: string | undefined
+  /** Offset of the last position seen. */
+  _offset: number
+  /** rid of the `subscribe` sent on this connection; answers to older ones are ignored. */
+  _rid?: string | undefined
+  /** `subscribed` arrived on this connection. An error before that means the subscribe was refused. */
+  _confirmed?: boolean | undefined
+  /** The emitters of its `Subscription`s. */
+  readonly _listeners: Set<SubscriptionEmitter>
+}
+
+/**
+ * The client's state machine, as a closure (see the PushClient class). One closure on purpose: its
+ * five concerns (attempts and the negotiation's glue, liveness, lifecycle, frame routing and
+ * dedupe, the outbox) share the connection's state, and split into modules that pass that state
+ * around they cost the websocket-only bundle 146 to 478 B gzipped, which its ceiling cannot take.
+ */
 function createCore(options: CoreClientOptions): PushClient {
   const {
     url,
@@ -207,8 +131,13 @@ function createCore(options: CoreClientOptions): PushClient {
     maxPendingPublishes = 1000,
     lifecycle = defaultLifecycle(),
   } = options
-  const { initialDelayMs = 500, maxDelayMs = 30_000, resetAfterMs = 5000, retryDelayMs } = options.reconnect ?? {}
-  const [first] = factories ?? []
+  const {
+    initialDelayMs = 500,
+    maxDelayMs = 30_000,
+    resetAfterMs = 5000,
+    retryDelayMs,
+  } = options.reconnect ?? {}
+  const [first] = factories
   const later = (run: () => void, ms: number): unknown => timers.setTimeout(run, ms)
   const cancel = (handle: unknown): void => timers.clearTimeout(handle)
   const now = (): number => timers.now()
@@ -229,27 +158,28 @@ function createCore(options: CoreClientOptions): PushClient {
   let current: Attempt | undefined
   /** The `hello` of the open connection; set means open. */
   let hello: HelloFrame | undefined
-  let maxFrameBytes = Infinity
   let lastTransport: TransportName | undefined
   /** Backoff attempt, reset by a connection that stayed open `resetAfterMs`. */
   let attempt = 0
   let openedAt = 0
-  let lastFrameAt = 0
   /** The server's `close.retryMs`: the next reconnect waits at least this long. */
   let retryMs = 0
+  /** The last request id: subscribes and publishes share one sequence, so a rid names one request. */
   let rid = 0
+  let maxFrameBytes = Infinity
+  let lastFrameAt = 0
   /** The handshake deadline until `hello`, then the liveness deadline. */
   let deadline: unknown
   let reconnectTimer: unknown
 
   const error = (code: ErrorCode, message: string, channel?: string): PushError =>
-    new PushError(code, message, { transport: current?.f.name, channel })
+    new PushError(code, message, { transport: current?._factory.name, channel })
   const emit = <K extends keyof SubscriptionEmitterEvents>(
     channel: Channel,
     event: K,
     ...args: Parameters<SubscriptionEmitterEvents[K]>
   ): void => {
-    for (const listener of [...channel.l]) listener.emit(event, ...args)
+    for (const listener of [...channel._listeners]) listener.emit(event, ...args)
   }
   const setState = (next: ClientState): void => {
     if (state !== next) events.emit('state', (state = next))
@@ -259,15 +189,15 @@ function createCore(options: CoreClientOptions): PushClient {
 
   // ---- connection attempts ----
 
-  /** Opens `attempt.f` once the token is known; its callbacks reach the core while it is the connection. */
+  /** Opens `attempt._factory` once the token is known; its callbacks reach the core while it is the connection. */
   const launch = (attempt: Attempt): void => {
-    const { f: factory } = attempt
+    const { _factory: factory } = attempt
     const fail = (cause?: unknown, code?: ErrorCode): void =>
-      attempt === current ? drop(cause === undefined ? cause : toPushError(cause, factory.name, code)) : attempt.q?.()
+      attempt === current ? drop(cause === undefined ? cause : toPushError(cause, factory.name, code)) : attempt._onProbeEnd?.()
     const open = (token?: string): void => {
-      if (attempt.z) return
+      if (attempt._abandoned) return
       try {
-        ;(attempt.t = (share ? share.wrap(factory) : factory).create({
+        (attempt._transport = (share ? share.wrap(factory) : factory).create({
           url,
           token,
           platform: options,
@@ -275,8 +205,13 @@ function createCore(options: CoreClientOptions): PushClient {
           handshakeTimeoutMs,
           // A probe carries no subscriptions: they move to it when it wins.
           cursor: () =>
-            attempt === current ? Array.from(channels.values(), ({ n, e, o }) => ({ channel: n, position: e === undefined ? e : { epoch: e, offset: o } })) : [],
-          onFrame: (frame) => (attempt === current ? onFrame(frame, attempt.t as Transport) : attempt.p?.(frame)),
+            attempt === current
+              ? Array.from(channels.values(), ({ _name, _epoch, _offset }) => ({
+                  channel: _name,
+                  position: _epoch === undefined ? _epoch : { epoch: _epoch, offset: _offset },
+                }))
+              : [],
+          onFrame: (frame) => (attempt === current ? onFrame(frame, attempt._transport as Transport) : attempt._onProbeFrame?.(frame)),
           onClose: fail,
         })).open()
       } catch (cause) {
@@ -295,27 +230,27 @@ function createCore(options: CoreClientOptions): PushClient {
   /** One connection attempt, with the negotiation's current transport. */
   const start = (): void => {
     teardown()
-    const attempt: Attempt = (current = { f: plan ? plan.f() : (first as TransportFactory) })
+    const attempt: Attempt = (current = { _factory: plan ? plan._factory() : (first as TransportFactory) })
     deadline = later(() => attempt === current && drop(error('HANDSHAKE_TIMEOUT', 'no hello in time')), handshakeTimeoutMs)
     launch(attempt)
   }
 
   /** A new round of attempts: the best transport first. */
   const begin = (): void => {
-    plan?.r()
+    plan?._round()
     start()
   }
 
   /** Forgets the connection and any probe: transports, timers and per-connection state. */
   const teardown = (): void => {
-    plan?.x()
+    plan?._stop()
     cancel(deadline)
     const old = current
     current = hello = undefined
-    if (old) old.z = true
-    old?.t?.close()
-    for (const channel of channels.values()) channel.r = channel.c = undefined
-    for (const pending of outbox.values()) pending.s = false
+    if (old) old._abandoned = true
+    old?._transport?.close()
+    for (const channel of channels.values()) channel._rid = channel._confirmed = undefined
+    for (const pending of outbox.values()) pending._sent = false
   }
 
   /**
@@ -333,14 +268,14 @@ function createCore(options: CoreClientOptions): PushClient {
     const wasOpen = !!hello
     // A stream refused for one channel (HTTP 400 naming it) is that subscribe's failure.
     const refused = channels.get(failure?.channel as string)
-    if (refused && !refused.c) refuse(refused, failure as PushError)
+    if (refused && !refused._confirmed) refuse(refused, failure as PushError)
     if (!wasOpen) failure ??= error('TRANSPORT_FAILED', 'closed before hello')
     teardown()
     if (failure) events.emit('error', failure)
     if (moved(undefined)) return // a listener closed or reconnected
     // Another transport does not fix a refused token, and a server's retryMs is to be honoured.
     // Offline, every transport fails alike: none is to blame.
-    if (!retryMs && failure?.code !== 'UNAUTHORIZED' && !offline() && plan?.d(failure, wasOpen, reason)) return
+    if (!retryMs && failure?.code !== 'UNAUTHORIZED' && !offline() && plan?._ended(failure, wasOpen, reason)) return
     if (wasOpen && now() - openedAt >= resetAfterMs) attempt = 0
     const delay = Math.max(retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random), retryMs)
     attempt++
@@ -411,7 +346,7 @@ function createCore(options: CoreClientOptions): PushClient {
       if (hello) return
       if (frame.v !== PROTOCOL_VERSION) return drop(error('PROTOCOL_ERROR', `protocol v${frame.v}`))
       const { name } = transport
-      plan?.h(name, frame.transports)
+      plan?._opened(name, frame.transports)
       // A client never uses a transport the server does not list (protocol.md 2.1).
       if (!frame.transports.includes(name)) return drop(error('TRANSPORT_FAILED', 'not offered'), 'not-offered')
       hello = frame
@@ -428,32 +363,32 @@ function createCore(options: CoreClientOptions): PushClient {
       transport.send({ type: 'pong' })
     } else if (type === 'subscribed') {
       // Not an answer to an older subscribe of this channel (unsubscribed and subscribed again since).
-      if (!channel || (frame.rid && channel.r && frame.rid !== channel.r)) return
-      channel.c = true
-      const { e } = channel
+      if (!channel || (frame.rid && channel._rid && frame.rid !== channel._rid)) return
+      channel._confirmed = true
+      const { _epoch: e } = channel
       // Without a gap the server must resume at our position; report what it did instead (protocol.md 4.1).
-      if (frame.gap || (e !== undefined && (e !== frame.epoch || frame.offset > channel.o))) {
+      if (frame.gap || (e !== undefined && (e !== frame.epoch || frame.offset > channel._offset))) {
         gap(channel, frame.gap ?? (e !== frame.epoch ? 'epoch-changed' : 'history-exhausted'), frame.epoch, frame.offset)
       } else if (e === undefined) {
-        channel.e = frame.epoch
-        channel.o = frame.offset
+        channel._epoch = frame.epoch
+        channel._offset = frame.offset
       }
       // A resume from before our position replays what we have: dropped as duplicates.
-      emit(channel, 'subscribed', { channel: channel.n, position: `${channel.e}-${channel.o}` })
-      flushPublishes(channel.n)
+      emit(channel, 'subscribed', { channel: channel._name, position: `${channel._epoch}-${channel._offset}` })
+      flushPublishes(channel._name)
     } else if (type === 'message') {
       if (!channel) return
       const { id, offset } = frame
       const epoch = id.slice(0, id.lastIndexOf('-')) // the decoder checked that the id names the offset
-      const { e, o } = channel
+      const { _epoch: e, _offset: o } = channel
       if (e !== undefined) {
         // Duplicates after a retried subscribe or a transport switch (protocol.md 4.1).
         if (epoch === e && offset <= o) return
         // Skipped offsets or another epoch without a gap frame: report what was seen.
         if (epoch !== e || offset > o + 1) gap(channel, epoch === e ? 'history-exhausted' : 'epoch-changed', epoch, offset - 1)
       }
-      channel.e = epoch
-      channel.o = offset
+      channel._epoch = epoch
+      channel._offset = offset
       const { type: _, ...message } = frame
       emit(channel, 'message', message as PushMessage)
     } else if (type === 'gap') {
@@ -465,9 +400,9 @@ function createCore(options: CoreClientOptions): PushClient {
       const { rid: r } = frame
       if (r && outbox.has(r)) return settle(r, failure)
       let about = channel
-      if (!about && r) for (const each of channels.values()) if (each.r === r) about = each
+      if (!about && r) for (const each of channels.values()) if (each._rid === r) about = each
       if (!about) events.emit('error', failure)
-      else if (!about.c) refuse(about, failure)
+      else if (!about._confirmed) refuse(about, failure)
       else emit(about, 'error', failure)
     } else if (type === 'close') {
       retryMs = frame.retryMs ?? 0
@@ -476,10 +411,10 @@ function createCore(options: CoreClientOptions): PushClient {
   }
 
   const gap = (channel: Channel, reason: GapReason, epoch: string, offset: number): void => {
-    const info: GapInfo = { channel: channel.n, reason, to: `${epoch}-${offset}` }
-    if (channel.e !== undefined) info.from = `${channel.e}-${channel.o}`
-    channel.e = epoch
-    channel.o = offset
+    const info: GapInfo = { channel: channel._name, reason, to: `${epoch}-${offset}` }
+    if (channel._epoch !== undefined) info.from = `${channel._epoch}-${channel._offset}`
+    channel._epoch = epoch
+    channel._offset = offset
     emit(channel, 'gap', info)
   }
 
@@ -487,10 +422,10 @@ function createCore(options: CoreClientOptions): PushClient {
 
   const sendSubscribe = (channel: Channel): void => {
     if (!hello) return
-    const frame: SubscribeFrame = { type: 'subscribe', channel: channel.n, rid: (channel.r = String(++rid)) }
-    channel.c = false
-    if (channel.e !== undefined) frame.since = `${channel.e}-${channel.o}`
-    current?.t?.send(frame)
+    const frame: SubscribeFrame = { type: 'subscribe', channel: channel._name, rid: (channel._rid = String(++rid)) }
+    channel._confirmed = false
+    if (channel._epoch !== undefined) frame.since = `${channel._epoch}-${channel._offset}`
+    current?._transport?.send(frame)
   }
 
   const end = (listener: SubscriptionEmitter, failure?: PushError): void => {
@@ -500,46 +435,46 @@ function createCore(options: CoreClientOptions): PushClient {
 
   /** The server refused a subscribe: the channel's subscriptions get the error and end. */
   const refuse = (channel: Channel, failure: PushError): void => {
-    channels.delete(channel.n)
-    for (const listener of channel.l) {
+    channels.delete(channel._name)
+    for (const listener of channel._listeners) {
       listener.emit('error', failure)
       end(listener, failure)
     }
-    if (hello) current?.t?.send({ type: 'unsubscribe', channel: channel.n })
-    flushPublishes(channel.n)
+    if (hello) current?._transport?.send({ type: 'unsubscribe', channel: channel._name })
+    flushPublishes(channel._name)
   }
 
   // ---- publishes ----
 
   const sendPublish = (pending: PendingPublish): void => {
-    const { f: frame } = pending
+    const { _frame: frame } = pending
     // A publish to a channel whose subscribe is not confirmed yet waits for it, so that the client
     // receives its own message (a stream transport subscribes by reopening, after the POST).
     const channel = channels.get(frame.channel)
-    if (!hello || pending.s || (channel && !channel.c)) return
-    if (tooLarge(pending.j, maxFrameBytes)) return settle(frame.rid, error('FRAME_TOO_LARGE', 'too large', frame.channel))
-    pending.s = true
-    current?.t?.send(frame)
+    if (!hello || pending._sent || (channel && !channel._confirmed)) return
+    if (tooLarge(pending._json, maxFrameBytes)) return settle(frame.rid, error('FRAME_TOO_LARGE', 'too large', frame.channel))
+    pending._sent = true
+    current?._transport?.send(frame)
   }
 
   const flushPublishes = (channel?: string): void => {
-    for (const pending of outbox.values()) if (!channel || pending.f.channel === channel) sendPublish(pending)
+    for (const pending of outbox.values()) if (!channel || pending._frame.channel === channel) sendPublish(pending)
   }
 
   const settle = (key: string, failure?: PushError, ack?: PublishAck): void => {
     const pending = outbox.get(key)
     if (!pending) return
     outbox.delete(key)
-    cancel(pending.t)
-    pending.d(failure, ack)
+    cancel(pending._timer)
+    pending._done(failure, ack)
   }
 
   // Negotiation comes with the fallback transports' factories (Negotiate): made last, it gets
   // the functions above.
-  const plan: Plan | undefined = factories
-    ?.find((factory) => factory.negotiate)
-    ?.negotiate?.(
+  const plan: Plan | undefined = (factories.find((factory) => factory.negotiate)?.negotiate as Negotiate | undefined)?.(
       options,
+      // Resolved here, so that the negotiation has the same handshake deadline and clock.
+      handshakeTimeoutMs,
       timers,
       events,
       () => current,
@@ -547,7 +482,7 @@ function createCore(options: CoreClientOptions): PushClient {
       (attempt, frame) => {
         teardown()
         current = attempt
-        onFrame(frame, attempt.t as Transport)
+        onFrame(frame, attempt._transport as Transport)
       },
       start,
       moved,
@@ -561,7 +496,7 @@ function createCore(options: CoreClientOptions): PushClient {
       return state
     },
     get transport() {
-      return hello && current?.f.name
+      return hello && current?._factory.name
     },
 
     on: (event, listener) => events.on(event, listener),
@@ -595,17 +530,17 @@ function createCore(options: CoreClientOptions): PushClient {
         // The last `Subscription` of a channel ends its server subscription.
         const channel = channels.get(name)
         end(emitter)
-        if (!channel?.l.delete(emitter) || channel.l.size) return
+        if (!channel?._listeners.delete(emitter) || channel._listeners.size) return
         channels.delete(name)
-        if (hello) current?.t?.send({ type: 'unsubscribe', channel: name })
+        if (hello) current?._transport?.send({ type: 'unsubscribe', channel: name })
       })
       if (listener) subscription.on('message', listener)
       let channel = channels.get(name)
       if (!channel) {
-        channels.set(name, (channel = { n: name, e: since?.epoch, o: since?.offset ?? 0, l: new Set() }))
+        channels.set(name, (channel = { _name: name, _epoch: since?.epoch, _offset: since?.offset ?? 0, _listeners: new Set() }))
         sendSubscribe(channel)
       }
-      channel.l.add(emitter)
+      channel._listeners.add(emitter)
       return subscription
     },
 
@@ -627,10 +562,10 @@ function createCore(options: CoreClientOptions): PushClient {
         }
         if (tooLarge(json, maxFrameBytes)) return refuseWith('FRAME_TOO_LARGE', 'too large')
         const pending: PendingPublish = {
-          f: frame,
-          j: json,
-          d: (failure, ack) => (failure ? reject(failure) : resolve(ack as PublishAck)),
-          t: later(() => settle(id, new PushError('PUBLISH_TIMEOUT', 'no ack in time', { channel })), publishTimeoutMs),
+          _frame: frame,
+          _json: json,
+          _done: (failure, ack) => (failure ? reject(failure) : resolve(ack as PublishAck)),
+          _timer: later(() => settle(id, new PushError('PUBLISH_TIMEOUT', 'no ack in time', { channel })), publishTimeoutMs),
         }
         outbox.set(id, pending)
         sendPublish(pending)

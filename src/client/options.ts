@@ -1,20 +1,16 @@
-import type { TransportName } from '../protocol/frames.js'
 import type {
   EventSourceConstructor,
   FetchLike,
+  StorageLike,
   Timers,
   TransportFactory,
   WebSocketConstructor,
 } from '../transports/transport.js'
+import type { RegisteredTransportName } from '../transports/registry.js'
 import type { ReconnectOptions } from './backoff.js'
 import type { LifecycleTarget } from './lifecycle.js'
 import type { ShareFactory } from './share.js'
 
-/** A place to remember which transport won, per server URL: `localStorage` fits. */
-export interface StorageLike {
-  getItem(key: string): string | null
-  setItem(key: string, value: string): void
-}
 
 /** Options of both `PushClient`s; they differ only in `transports`. */
 export interface ClientOptions {
@@ -26,8 +22,11 @@ export interface ClientOptions {
    * @default undefined (no authentication)
    */
   token?: string | (() => string | Promise<string>) | undefined
-  /** Reconnect timing. */
-  reconnect?: ReconnectOptions
+  /**
+   * Reconnect timing.
+   * @default {} (each field at its own default)
+   */
+  reconnect?: ReconnectOptions | undefined
   /**
    * A connection attempt fails if `hello` has not arrived through the transport this long after it
    * started (token lookup included); the next transport is tried then. Short enough that behind a
@@ -141,7 +140,7 @@ export interface PushClientOptions extends Omit<ClientOptions, 'share'> {
    * `longPolling({ holdMs: 10000 })`.
    * @default ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe'] (iframe only where there is a `document`)
    */
-  transports?: ReadonlyArray<TransportName | TransportFactory>
+  transports?: ReadonlyArray<RegisteredTransportName | TransportFactory>
   /**
    * One connection for all tabs of this origin (per `url`). `true` is `tabShare()` of
    * `pushline/share`, loaded when the client first connects (bundlers split it off); pass
@@ -183,4 +182,11 @@ export interface SubscribeOptions {
    * @default undefined (live from the moment the server confirms the subscription)
    */
   since?: string
+}
+
+/** The default `timers`: the global ones, looked up at each call (so that fake timers installed later apply). */
+export const globalTimers: Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as Parameters<typeof clearTimeout>[0]),
+  now: () => Date.now(),
 }

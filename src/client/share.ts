@@ -69,10 +69,11 @@ type TabMessage =
   /** Leader → relays: a server frame. */
   | { t: 's'; m: ServerFrame }
 
+/** A follower's relay to the leader (its `_` properties are shortened by the build, tsup.config.ts). */
 interface Relay {
   /** Reopen: the leader changed, or this tab leads now. */
-  end(): void
-  receive(message: TabMessage): void
+  _end(): void
+  _receive(message: TabMessage): void
 }
 
 /** Stream transports take a cursor, and reopen on `update()`. */
@@ -252,14 +253,14 @@ export function tabShare({
               if (joined) post({ t: 'join', r: id })
             }
             const me: Relay = {
-              end() {
+              _end() {
                 if (closed) return
                 transport.close()
                 context.onClose(new PushError('RECONNECT', 'leader changed', { transport: transport.name }))
               },
-              receive(message) {
+              _receive(message) {
                 if (message.t === 'lead') {
-                  if (said) me.end()
+                  if (said) me._end()
                   else join()
                 } else if (message.t === 'hello') {
                   if (message.r !== id || said) return
@@ -319,7 +320,7 @@ export function tabShare({
     })
 
     const onMessage = ({ data }: { data: TabMessage }): void => {
-      if (!leading) return relay?.receive(data)
+      if (!leading) return relay?._receive(data)
       if (data.t === 'join') {
         tabChannels(data.r)
         if (hello && active) post({ t: 'hello', r: data.r, h: hello, n: active.name })
@@ -347,7 +348,7 @@ export function tabShare({
               leading = false
               resolve()
             }
-            relay?.end()
+            relay?._end()
           }),
         )
         .catch(() => {}) // aborted

@@ -25,6 +25,8 @@ export type ErrorCode =
   | 'SERVER_SHUTDOWN'
   | 'RECONNECT'
   | 'INTERNAL'
+  | 'BROKER_UNAVAILABLE'
+  | 'EPOCH_FLAPPING'
   // raised by the client
   | 'PROTOCOL_ERROR'
   | 'TRANSPORT_FAILED'

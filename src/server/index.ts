@@ -25,5 +25,5 @@ export { MemoryBroker } from './brokers/memory-broker.js'
 export type { MemoryBrokerOptions } from './brokers/memory-broker.js'
 export type { Broker, RecoverOptions, Recovery, StoredMessage } from './brokers/broker.js'
 // Re-exported so a hook can throw PushError('PUBLISH_REJECTED', ...) without importing the client entry.
-export { PushError } from '../errors.js'
+export { PushError, isPushError } from '../errors.js'
 export type { ErrorCode } from '../errors.js'

@@ -1,8 +1,8 @@
 import { PushError, toPushError } from '../errors.js'
 import { decodeServerFrame } from '../protocol/decode.js'
-import { negotiate } from '../client/negotiate.js'
 import type { PublishFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import { formatCursor } from '../protocol/position.js'
+import { negotiate } from './negotiate.js'
 import type { StreamTransport, TransportContext, TransportFactory } from './transport.js'
 
 // What the HTTP transports (SSE, long and short polling, the iframe stream) share: endpoint URLs,
@@ -33,9 +33,10 @@ export function refusal(transport: TransportName, status?: number, body = ''): P
     // not a frame (a proxy's error page): the status tells
   }
   return frame?.type === 'error'
-    ? new PushError(frame.code, frame.message, { transport, channel: frame.channel })
+    ? new PushError(frame.code, frame.message, { transport, channel: frame.channel, status })
     : new PushError(status === 401 ? 'UNAUTHORIZED' : 'TRANSPORT_FAILED', `${transport} failed` + (status ? ` (HTTP ${status})` : ''), {
         transport,
+        status,
       })
 }
 
@@ -56,12 +57,13 @@ export type OpenStream = (
   fail: (error: PushError) => void,
 ) => () => void
 
+// Internal records use `_`-prefixed properties, which the build shortens (tsup.config.ts).
 interface Stream {
-  close?: () => void
+  _close?: () => void
   /** The channels of its cursor. */
-  readonly channels: Set<string>
+  readonly _channels: Set<string>
   /** Ended on purpose by a `RECONNECT` close frame: what follows is no failure. */
-  ended?: boolean
+  _ended?: boolean
 }
 
 /**
@@ -98,8 +100,8 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
   const close = (): void => {
     closed = true
     timers.clearTimeout(deadline)
-    live?.close?.()
-    next?.close?.()
+    live?._close?.()
+    next?._close?.()
     live = next = undefined
   }
   const fail = (error?: PushError): void => {
@@ -112,11 +114,11 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
     const url = endpointUrl(context.url, path)
     const cursor = context.cursor()
     url.searchParams.set('cursor', formatCursor(cursor))
-    const stream: Stream = { channels: new Set(cursor.map((entry) => entry.channel)) }
+    const stream: Stream = { _channels: new Set(cursor.map((entry) => entry.channel)) }
     const mine = (): boolean => stream === live || stream === next
-    next?.close?.()
+    next?._close?.()
     next = stream
-    stream.close = openStream(
+    stream._close = openStream(
       url,
       (frame) => {
         if (!mine()) return
@@ -128,7 +130,7 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
         if (frame?.type === 'hello') {
           if (stream !== next) return
           timers.clearTimeout(deadline)
-          live?.close?.()
+          live?._close?.()
           live = stream
           next = undefined
           // The core sees one hello per transport; later streams only take over.
@@ -136,13 +138,13 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
           opened = true
         } else if (frame?.type === 'close' && frame.code === 'RECONNECT') {
           // The server recycles the stream (protocol.md 3.7): reopen at once, not counted as a failure.
-          stream.ended = true
+          stream._ended = true
           return update()
         }
         if (frame) context.onFrame(frame)
       },
       (error) => {
-        if (mine() && !stream.ended) fail(error)
+        if (mine() && !stream._ended) fail(error)
       },
     )
   }
@@ -202,7 +204,7 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
       if (frame.type === 'publish') publish(frame)
       // A subscribe the newest stream carries already is answered by it (the core subscribes
       // every channel again after `hello`).
-      else if (frame.type === 'unsubscribe' || (frame.type === 'subscribe' && !(next ?? live)?.channels.has(frame.channel))) reopen()
+      else if (frame.type === 'unsubscribe' || (frame.type === 'subscribe' && !(next ?? live)?._channels.has(frame.channel))) reopen()
     },
     close,
   }

@@ -1,5 +1,4 @@
 import { PushError } from '../errors.js'
-import type { TransportName } from '../protocol/frames.js'
 import { iframe } from './iframe.js'
 import { longPolling } from './long-polling.js'
 import { shortPolling } from './short-polling.js'
@@ -8,11 +7,18 @@ import type { TransportFactory } from './transport.js'
 import { websocket } from './websocket.js'
 
 /**
+ * The transports the `PushClient` of `pushline` takes by name. A protocol transport name that is
+ * not here (`mqtt`, reserved for the MQTT transport) is not one: a transport without a built-in
+ * factory is listed by its factory, which declares its name.
+ */
+export type RegisteredTransportName = 'websocket' | 'sse' | 'long-polling' | 'short-polling' | 'iframe'
+
+/**
  * The transports the `PushClient` of `pushline` knows by name, in the default negotiation order
  * (protocol.md 3). `pushline/core` never imports this table, so an app that passes factories
  * bundles only those.
  */
-const registry: Partial<Record<TransportName, () => TransportFactory>> = {
+const registry: Record<RegisteredTransportName, () => TransportFactory> = {
   websocket,
   sse,
   'long-polling': longPolling,
@@ -21,11 +27,11 @@ const registry: Partial<Record<TransportName, () => TransportFactory>> = {
 }
 
 /** The default `transports` option: every transport, the iframe stream only where there is a `document`. */
-export const defaultTransports = (): TransportName[] =>
-  (Object.keys(registry) as TransportName[]).filter((name) => name !== 'iframe' || typeof document === 'object')
+export const defaultTransports = (): RegisteredTransportName[] =>
+  (Object.keys(registry) as RegisteredTransportName[]).filter((name) => name !== 'iframe' || typeof document === 'object')
 
 /** Turns the `transports` option into factories; unknown names throw `NO_TRANSPORT`. */
-export function resolveTransports(list: ReadonlyArray<TransportName | TransportFactory>): TransportFactory[] {
+export function resolveTransports(list: ReadonlyArray<RegisteredTransportName | TransportFactory>): TransportFactory[] {
   return list.map((entry) => {
     if (typeof entry !== 'string') return entry
     const create = registry[entry]

@@ -1,7 +1,9 @@
 import type { PushError } from '../errors.js'
 import type { ClientFrame, PublishFrame, ServerFrame, TransportName } from '../protocol/frames.js'
 import type { CursorEntry } from '../protocol/position.js'
-import type { Negotiate } from '../client/client.js'
+
+// The contracts the transports implement and the client core relies on. This module sits below
+// both: it imports neither the client nor a transport, so neither imports back from the other.
 
 // ---- platform seams: minimal shapes, so the DOM classes, `ws` and `eventsource` all fit ----
 // Event parameters are `any` on purpose: each implementation has its own event classes, and a
@@ -51,6 +53,21 @@ export interface Platform {
 }
 
 // ---- the transport contract ----
+
+/**
+ * Why the client moved to another transport: its handshake failed (an error, or a close before
+ * `hello`), timed out (no `hello` in `handshakeTimeoutMs`, as behind a buffering proxy), the server
+ * does not offer it (its `hello` does not list it), it died within `unstableMs` of opening, or a
+ * better transport passed an upgrade probe.
+ */
+export type FallbackReason = 'handshake-failed' | 'handshake-timeout' | 'not-offered' | 'unstable' | 'upgrade'
+
+/** A move from one transport to another. */
+export interface FallbackEvent {
+  from: TransportName
+  to: TransportName
+  reason: FallbackReason
+}
 
 /** What the client core hands to a transport for one connection attempt. */
 export interface TransportContext {
@@ -118,5 +135,22 @@ export interface TransportFactory {
    * fallback transport sets it to `negotiate` (exported by `pushline/core`).
    * @default undefined
    */
-  readonly negotiate?: Negotiate | undefined
+  readonly negotiate?: Negotiation | undefined
+}
+
+declare const negotiation: unique symbol
+
+/**
+ * What a fallback transport's factory carries as `negotiate`: the one value of this type is
+ * `negotiate` of `pushline/core`. Its shape is internal (the client core's, which may change in any
+ * release), so it is opaque here.
+ */
+export interface Negotiation {
+  readonly [negotiation]: true
+}
+
+/** A place to remember which transport won, per server URL: `localStorage` fits. */
+export interface StorageLike {
+  getItem(key: string): string | null
+  setItem(key: string, value: string): void
 }

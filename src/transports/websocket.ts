@@ -4,7 +4,8 @@ import { decodeServerFrame } from '../protocol/decode.js'
 import { endpointUrl } from './http.js'
 import type { Transport, TransportContext, TransportFactory, WebSocketConstructor, WebSocketLike } from './transport.js'
 
-const failure = (code: ErrorCode, message: string): PushError => new PushError(code, message, { transport: 'websocket' })
+const failure = (code: ErrorCode, message: string, closeCode?: number): PushError =>
+  new PushError(code, message, { transport: 'websocket', closeCode })
 
 /** `pushline.auth.<base64url(utf8(token))>`, no padding (protocol.md 3.1). */
 const authProtocol = (token: string): string =>
@@ -67,10 +68,10 @@ function createWebSocketTransport(context: TransportContext): Transport {
       ws.onclose = ({ code, reason }: { code: number; reason: string }) =>
         fail(
           code === 4401
-            ? failure('UNAUTHORIZED', reason || 'unauthorized')
+            ? failure('UNAUTHORIZED', reason || 'unauthorized', code)
             : code === 1000 || code === 1001 || code === 1012
               ? undefined
-              : failure('TRANSPORT_FAILED', `closed with ${code} ${reason}`),
+              : failure('TRANSPORT_FAILED', `closed with ${code} ${reason}`, code),
         )
       // The close event that follows carries the code; report the failure now anyway, so a socket
       // stuck after an error cannot stall the client.

@@ -1,4 +1,4 @@
-import { PushClient, shortPolling, type PushError, type TransportName } from '../../src/index.js'
+import { PushClient, shortPolling, type PushError, type RegisteredTransportName } from '../../src/index.js'
 import type { ClientDriver, ClientLog, ReceivedGap, ReceivedMessage } from './driver.js'
 
 /** Drives a PushClient in this Node process. */
@@ -19,7 +19,7 @@ export function nodeDriver(): ClientDriver {
       client = new PushClient({
         url: options.url,
         // Short polls every 100 ms (default 3 s), as the suite's heartbeats are fast too.
-        transports: [options.transport === 'short-polling' ? shortPolling({ intervalMs: 100 }) : (options.transport as TransportName)],
+        transports: [options.transport === 'short-polling' ? shortPolling({ intervalMs: 100 }) : (options.transport as RegisteredTransportName)],
         reconnect: { initialDelayMs: 50, maxDelayMs: 400 },
         ...(options.heartbeatGraceMs === undefined ? {} : { heartbeatGraceMs: options.heartbeatGraceMs }),
         ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeoutMs: options.handshakeTimeoutMs }),

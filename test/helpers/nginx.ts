@@ -62,10 +62,11 @@ async function accepting(port: number): Promise<boolean> {
 }
 
 /**
- * Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`.
- * Its tests run inside `describeWithBinary('nginx', ...)`.
+ * Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`,
+ * or round-robin (no stickiness) over several. Its tests run inside `describeWithBinary('nginx', ...)`.
  */
-export async function startNginx(upstreamPort: number, mode: NginxMode): Promise<Nginx> {
+export async function startNginx(upstreamPort: number | readonly number[], mode: NginxMode): Promise<Nginx> {
+  const upstreams = typeof upstreamPort === 'number' ? [upstreamPort] : upstreamPort
   const nginxPath = requireBinary('nginx')
   const prefix = await mkdtemp(join(tmpdir(), 'pushline-nginx-'))
   for (let attempt = 0; ; attempt++) {
@@ -85,10 +86,11 @@ http {
   uwsgi_temp_path ${prefix}/uwsgi;
   scgi_temp_path ${prefix}/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream pushline { ${upstreams.map((port) => `server 127.0.0.1:${port} max_fails=1 fail_timeout=2s;`).join(' ')} }
   server {
     listen 127.0.0.1:${port};
     location / {
-      proxy_pass http://127.0.0.1:${upstreamPort};
+      proxy_pass http://pushline;
       proxy_read_timeout 120s;
       ${modeDirectives[mode]}
     }

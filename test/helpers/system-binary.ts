@@ -44,6 +44,7 @@ export const SYSTEM_BINARIES = {
   nginx: { debianPackage: 'nginx' },
   chromium: { debianPackage: 'chromium', pathVariable: 'PUSHLINE_CHROMIUM' },
   'redis-server': { debianPackage: 'redis-server' },
+  'redis-cli': { debianPackage: 'redis-tools' },
   mosquitto: { debianPackage: 'mosquitto' },
 } as const satisfies Record<string, SystemBinaryInfo>
 

@@ -7,13 +7,14 @@
  * It tests dist/, so it needs `npm run build` first (.ci/run builds before `npm test`).
  */
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mangleCache } from '../../tsup.config.js'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -30,9 +31,10 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as Pack
 
 /** Runtime exports each entry must have, by its subpath in package.json `exports`. */
 const EXPECTED: Record<string, string[]> = {
-  '.': ['PushClient', 'PushError', 'iframe', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
-  './core': ['PushClient', 'PushError', 'iframe', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
+  '.': ['PushClient', 'PushError', 'iframe', 'isPushError', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
+  './core': ['PushClient', 'PushError', 'iframe', 'isPushError', 'longPolling', 'negotiate', 'shortPolling', 'sse', 'websocket'],
   './server': ['createPushServer', 'MemoryBroker', 'PushError'],
+  './redis': ['RedisBroker'],
   './react': ['PushProvider', 'usePush'],
   './share': ['tabShare'],
 }
@@ -146,11 +148,64 @@ setTimeout(() => { console.log('not opened'); process.exit(1) }, 5000)`
     expect([esm.stdout.trim(), cjs.stdout.trim()]).toEqual(['opened', 'opened'])
   })
 
-  it('keeps pushline/server out of browser bundles', async () => {
-    // `"browser": null` on ./server: a bundler resolving for the browser must refuse it.
-    const script = `import('pushline/server').then(() => console.log('resolved'), (e) => console.log(e.code))`
+  it('renames every internal (`_`) property in every built file, ESM and CJS, entries and chunks', () => {
+    const files = readdirSync(join(root, 'dist')).filter((file) => /\.(c?js)$/.test(file))
+    const internal = Object.keys(mangleCache)
+    expect(internal, 'the mangle table names the client records').toEqual(expect.arrayContaining(['_factory', '_epoch']))
+    const left = files.flatMap((file) => {
+      const code = readFileSync(join(root, 'dist', file), 'utf8')
+      // As a property: `.name`, or a key `name:` / method `name(` in an object literal or pattern.
+      return internal.filter((name) => new RegExp(`\\.${name}\\b|[{,]\\s*${name}\\s*[:(]`).test(code)).map((name) => `${file}: ${name}`)
+    })
+    expect(left).toEqual([])
+  })
+
+  it('negotiates across the built chunks (the client, and the negotiation in a chunk of its own) from ESM and CJS', async () => {
+    // The first transport fails, the second opens: the client core and the negotiation read each
+    // other's internal records, so their renamed properties must agree across chunks.
+    const client = (load: string) => `${load}
+const hello = { type: 'hello', v: 1, session: 's', heartbeatMs: 60000, maxFrameBytes: 1000, transports: ['websocket', 'sse'] }
+const failing = { name: 'websocket', negotiate, create: (context) => ({ name: 'websocket', open: () => context.onClose(new Error('refused')), send() {}, close() {} }) }
+const working = { name: 'sse', negotiate, create: (context) => ({ name: 'sse', open: () => context.onFrame(hello), send() {}, close() {} }) }
+const client = new PushClient({ url: 'http://127.0.0.1:1/push', transports: [failing, working], lifecycle: null, storage: { getItem: () => null, setItem() {} } })
+const fallbacks = []
+client.on('fallback', (event) => fallbacks.push(event))
+client.on('state', (state) => {
+  if (state !== 'open') return
+  console.log(JSON.stringify({ transport: client.transport, fallbacks }))
+  client.close()
+})
+client.connect()`
+    const esm = await run(process.execPath, ['--input-type=module', '-e', client(`import { PushClient, negotiate } from 'pushline/core'`)], { cwd: root })
+    const cjs = await run(process.execPath, ['--input-type=commonjs', '-e', client(`const { PushClient, negotiate } = require('pushline/core')`)], { cwd: root })
+    const expected = { transport: 'sse', fallbacks: [{ from: 'websocket', to: 'sse', reason: 'handshake-failed' }] }
+    expect([JSON.parse(esm.stdout), JSON.parse(cjs.stdout)]).toEqual([expected, expected])
+  })
+
+  it.each(['pushline/server', 'pushline/redis'])('keeps %s out of browser bundles', async (specifier) => {
+    // `"browser": null` on ./server and ./redis: a bundler resolving for the browser must refuse them.
+    const script = `import('${specifier}').then(() => console.log('resolved'), (e) => console.log(e.code))`
     const { stdout } = await run(process.execPath, ['--conditions=browser', '--input-type=module', '-e', script], { cwd: root })
     expect(stdout.trim()).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
+  })
+
+  it('never loads a Redis client for pushline/server: no file it imports names @redis/client', () => {
+    for (const entry of ['dist/server.js', 'dist/server.cjs']) {
+      const seen = new Set<string>()
+      const visit = (file: string): void => {
+        if (seen.has(file)) return
+        seen.add(file)
+        const source = readFileSync(join(root, file), 'utf8')
+        expect(source, `${file} (reached from ${entry})`).not.toMatch(/['"]@redis\/client['"]|['"]redis['"]/)
+        for (const [, relative] of source.matchAll(/(?:from |require\(|import\()['"](\.\/[^'"]+)['"]/g)) {
+          visit(join('dist', relative as string))
+        }
+      }
+      visit(entry)
+      expect(seen.size, `${entry} and its chunks`).toBeGreaterThan(1)
+    }
+    // The check can see it where it is.
+    expect(readFileSync(join(root, 'dist/redis.js'), 'utf8')).toMatch(/from ['"]@redis\/client['"]/)
   })
 
   describe('packed', () => {

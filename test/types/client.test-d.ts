@@ -7,6 +7,7 @@ import { describe, expectTypeOf, test } from 'vitest'
 import {
   PushClient,
   PushError,
+  isPushError,
   sse,
   websocket,
   type ClientState,
@@ -116,6 +117,16 @@ describe('client events and state', () => {
     // @ts-expect-error not an error code
     new PushError('NOT_A_CODE', 'x')
   })
+
+  test('isPushError narrows an unknown to a PushError with its code, status and close code', () => {
+    const caught: unknown = new Error('x')
+    if (isPushError(caught)) {
+      expectTypeOf(caught).toEqualTypeOf<PushError>()
+      expectTypeOf(caught.code).toEqualTypeOf<ErrorCode>()
+      expectTypeOf(caught.status).toEqualTypeOf<number | undefined>()
+      expectTypeOf(caught.closeCode).toEqualTypeOf<number | undefined>()
+    }
+  })
 })
 
 describe('transports', () => {
@@ -128,6 +139,8 @@ describe('transports', () => {
   test('refuses an unknown transport name, and a client without a url', () => {
     // @ts-expect-error not a transport
     new PushClient({ url: 'https://example.test/push', transports: ['carrier-pigeon'] })
+    // @ts-expect-error reserved for the MQTT transport, which comes as a factory of its own entry
+    new PushClient({ url: 'https://example.test/push', transports: ['mqtt'] })
     // @ts-expect-error the url is required
     new PushClient({ transports: ['websocket'] })
   })

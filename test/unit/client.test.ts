@@ -133,10 +133,19 @@ describe('handshake', () => {
   })
 
   it('reports WebSocket close code 4401 as UNAUTHORIZED and keeps trying', () => {
-    const { client, open, codes } = setup()
+    const { client, open, codes, log } = setup()
     open().drop(4401, 'bad token')
     expect(codes()).toEqual(['UNAUTHORIZED'])
+    expect(log.errors[0]?.closeCode).toBe(4401)
     expect(client.state).toBe('reconnecting')
+  })
+
+  it('carries the close code of an abnormal close as closeCode, and no HTTP status', () => {
+    const { open, log } = setup()
+    open().drop(1006)
+    expect(log.errors.map(({ code, closeCode, status }) => ({ code, closeCode, status }))).toEqual([
+      { code: 'TRANSPORT_FAILED', closeCode: 1006, status: undefined },
+    ])
   })
 
   it('reconnects quietly after a normal close, with an error for an abnormal one', () => {
@@ -700,6 +709,7 @@ describe('close', () => {
 
 describe('transports option', () => {
   it('throws NO_TRANSPORT for names it does not know', () => {
+    // @ts-expect-error 'mqtt' is a protocol name reserved for a transport that comes as a factory, not by name
     expect(() => new PushClient({ url: URL_BASE, transports: ['mqtt'] })).toThrow(PushError)
   })
 

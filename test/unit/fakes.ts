@@ -3,7 +3,7 @@
  * the client can be driven frame by frame with fake timers and no server.
  */
 import { vi } from 'vitest'
-import { negotiate } from '../../src/client/negotiate.js'
+import { negotiate } from '../../src/transports/negotiate.js'
 import type { PushError } from '../../src/errors.js'
 import type { ClientFrame, HelloFrame, PublishFrame, ServerFrame, TransportName } from '../../src/protocol/frames.js'
 import type {

@@ -23,7 +23,7 @@ function setup(options: Partial<PushClientOptions> = {}, sources = fakeEventSour
     expect(client.state).toBe('open')
     return sources.last
   }
-  return { client, es: sources, http, open, codes: () => errors.map((error) => error.code) }
+  return { client, es: sources, http, open, errors, codes: () => errors.map((error) => error.code) }
 }
 
 
@@ -156,11 +156,13 @@ describe('sse transport', () => {
     expect(es.last.cursor).toBe('ok')
   })
 
-  it('reports HTTP 401 as UNAUTHORIZED', () => {
-    const { client, es, codes } = setup()
+  it('reports HTTP 401 as UNAUTHORIZED, with the status as a field', () => {
+    const { client, es, codes, errors } = setup()
     client.connect()
     es.last.fail(401)
     expect(codes()).toEqual(['UNAUTHORIZED'])
+    expect(errors[0]?.status).toBe(401)
+    expect(errors[0]?.closeCode).toBeUndefined()
   })
 
   it('publishes with POST <base>/publish and a key, resolving on the ack', async () => {

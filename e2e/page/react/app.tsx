@@ -6,7 +6,7 @@
 // Query: ?transport=<name> (default websocket).
 import { StrictMode, useEffect, useState } from 'react'
 import { createRoot } from 'react-dom/client'
-import { PushClient, type PushMessage, type TransportName } from 'pushline'
+import { PushClient, type PushMessage, type RegisteredTransportName } from 'pushline'
 import { PushProvider, usePush } from 'pushline/react'
 
 interface Order {
@@ -30,7 +30,7 @@ declare global {
   }
 }
 
-const transport = (new URLSearchParams(location.search).get('transport') ?? 'websocket') as TransportName
+const transport = (new URLSearchParams(location.search).get('transport') ?? 'websocket') as RegisteredTransportName
 const client = new PushClient({ url: new URL('/push', location.href).href, transports: [transport] })
 const log: ReactE2E = { states: [], received: [], mounts: 0, unmounts: 0 }
 window.reactE2E = log

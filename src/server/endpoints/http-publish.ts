@@ -15,6 +15,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   UNAUTHORIZED: 401,
   INTERNAL: 500,
   RATE_LIMITED: 429,
+  BROKER_UNAVAILABLE: 503,
 }
 
 /** The whole body of a publish must arrive within this (ms); it is at most maxFrameBytes. */

@@ -2,6 +2,7 @@ import type { Position } from '../../protocol/position.js'
 import type { Broker, Recovery, StoredMessage } from '../brokers/broker.js'
 import type { Logger } from '../options.js'
 import { Connection, FlushScheduler } from './connection.js'
+import { EpochFlapMonitor } from './epoch-flap-monitor.js'
 import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
 import { MESSAGE_FRAME_CACHE_BYTES, MessageFrameCache, REPLAY_BACKLOG_MESSAGES, REPLAY_PAGE_MESSAGES } from './replay.js'
 
@@ -96,6 +97,13 @@ const MAX_LINGERING_CHANNELS = 10_000
 const SHUTDOWN_WAIT_MS = 1000
 /** Close frames ask for a reconnect delay in [0, this), so clients don't all come back at once. */
 const SHUTDOWN_RETRY_SPREAD_MS = 2000
+/** A client whose subscribe found the broker unavailable retries no sooner than this (plus the spread). */
+const BROKER_RETRY_MIN_MS = 1000
+/** A client whose epochs flap (nodes that don't share a broker) is told to come back no sooner than this. */
+const EPOCH_FLAP_RETRY_MS = 30_000
+const EPOCH_FLAP_MESSAGE =
+  'this channel resumes in a different epoch on nearly every request: several pushline nodes, each with its own ' +
+  'in-memory broker, behind one URL? Give them a shared broker (RedisBroker from pushline/redis) or use sticky sessions'
 
 /**
  * Channels, subscriptions and fan-out, independent of transports: a
@@ -119,6 +127,9 @@ export class Hub {
    */
   readonly #replayRoom: number
   readonly #heartbeat: ReturnType<typeof setInterval>
+  readonly #epochFlaps = new EpochFlapMonitor()
+  /** Logged once per process: the fix is the same for every client. */
+  #epochFlapLogged = false
   #closed = false
 
   constructor(options: HubOptions) {
@@ -318,6 +329,14 @@ export class Hub {
       recovery = await this.#options.broker.recover(channel, from, { limit: REPLAY_PAGE_MESSAGES })
     } catch (error) {
       if (!subscription.active) return
+      if ((error as { code?: unknown } | undefined)?.code === 'BROKER_UNAVAILABLE') {
+        // Not this channel's fault and not for good: the client comes back later with its positions
+        // (an error frame would end its subscription, and a poll would retry at once, in a loop).
+        // The broker logs its outage once.
+        const retryMs = BROKER_RETRY_MIN_MS + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS)
+        connection.shutdown(closeFrame('BROKER_UNAVAILABLE', 'broker unavailable', retryMs))
+        return
+      }
       this.#options.logger.error(`pushline: recovering ${channel} failed`, error)
       if (first) {
         const { rid } = subscription
@@ -331,6 +350,18 @@ export class Hub {
       return
     }
     if (!subscription.active) return
+    if (
+      first &&
+      recovery.gap === 'epoch-changed' &&
+      subscription.continues &&
+      this.#epochFlaps.observe(connection.session, Date.now())
+    ) {
+      // Replaying this node's history to a client that will be on another node next time is the loop to break.
+      if (!this.#epochFlapLogged) this.#options.logger.error(`pushline: ${EPOCH_FLAP_MESSAGE}`)
+      this.#epochFlapLogged = true
+      connection.shutdown(closeFrame('EPOCH_FLAPPING', EPOCH_FLAP_MESSAGE, EPOCH_FLAP_RETRY_MS))
+      return
+    }
     subscription.page = recovery.messages
     subscription.pageIndex = 0
     // A broker that sets `more` with an empty page would replay forever.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import { isPushError } from '../../errors.js'
 import type { AckFrame, ErrorCode, ErrorFrame } from '../../protocol/frames.js'
 import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
@@ -176,7 +177,7 @@ export class Publisher {
           if (verdict.data !== undefined) data = verdict.data
         }
       } catch (error) {
-        if (isPushError(error, 'PUBLISH_REJECTED')) return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
+        if (isPushError(error) && error.code === 'PUBLISH_REJECTED') return { ok: false, code: 'PUBLISH_REJECTED', message: error.message }
         this.#logger.error('pushline: onPublish threw', error)
         return { ok: false, code: 'INTERNAL', message: 'publish failed' }
       }
@@ -189,6 +190,8 @@ export class Publisher {
       const stored = await this.#broker.publish(channel, event, snapshot.value)
       return { ok: true, channel, epoch: stored.epoch, offset: stored.offset }
     } catch (error) {
+      // The broker logs its outages once; a line per publish would flood the log.
+      if (isPushError(error) && error.code === 'BROKER_UNAVAILABLE') return { ok: false, code: 'BROKER_UNAVAILABLE', message: 'broker unavailable' }
       this.#logger.error(`pushline: publishing to ${channel} failed`, error)
       return { ok: false, code: 'INTERNAL', message: 'publish failed' }
     }
@@ -211,14 +214,6 @@ function fingerprint(request: PublishRequest): string {
     data = ''
   }
   return createHash('sha256').update(request.event).update('\0').update(data).digest('base64url').slice(0, 22)
-}
-
-/**
- * Checked by code, not instanceof: the app may hold another copy of the
- * class (the CJS and ESM builds, or two bundles).
- */
-export function isPushError(error: unknown, code: ErrorCode): error is Error & { code: ErrorCode } {
-  return error instanceof Error && (error as { code?: unknown }).code === code
 }
 
 /**

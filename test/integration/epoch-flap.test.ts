@@ -1,0 +1,55 @@
+/**
+ * The misconfiguration most first deployments make: three pushline nodes, each with its own in-memory
+ * broker, behind one round-robin URL. A long-polling client lands on another node on every poll, and
+ * each node's epoch differs. Without detection every poll replayed the node's whole history (300
+ * published messages became 441,261 deliveries in a minute); the nodes must spot the flapping, say
+ * once what to fix, and send the client away for a while instead.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { PushClient, type PushError } from '../../src/index.js'
+import { startNginx } from '../helpers/nginx.js'
+import { startPushNode, type PushNode } from '../helpers/push-nodes.js'
+import { sleep, waitFor } from '../helpers/push-fixture.js'
+import { describeWithBinary } from '../helpers/system-binary.js'
+
+
+describeWithBinary('nginx', 'nodes without a shared broker behind round-robin', () => {
+  const cleanups: Array<() => Promise<void> | void> = []
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+  })
+
+  it('a long-polling client is told once what is wrong and backs off instead of replaying history on every poll', async () => {
+    const nodes: PushNode[] = await Promise.all([1, 2, 3].map(() => startPushNode({})))
+    cleanups.push(() => Promise.all(nodes.map((node) => node.close())).then(() => {}))
+    for (const node of nodes) for (let n = 1; n <= 100; n++) await node.publish('feed', { n })
+    const nginx = await startNginx(
+      nodes.map((node) => node.port),
+      'websocket',
+    )
+    cleanups.push(() => nginx.stop())
+
+    const client = new PushClient({ url: `${nginx.url}/push`, transports: ['long-polling'], reconnect: { initialDelayMs: 50, maxDelayMs: 500 } })
+    cleanups.push(() => client.close())
+    const errors: PushError[] = []
+    client.on('error', (error) => errors.push(error))
+    let deliveries = 0
+    client.subscribe('feed', () => deliveries++, { since: 'e0-0' })
+    client.connect()
+
+    await waitFor(() => errors.some((error) => error.code === 'EPOCH_FLAPPING'), 'the flapping is reported', 20_000)
+    const flapping = errors.find((error) => error.code === 'EPOCH_FLAPPING')
+    expect(flapping?.message).toMatch(/RedisBroker/)
+    expect(flapping?.message).toMatch(/sticky sessions/)
+    // Sent away for 30 s: a few seconds later nothing more has been replayed.
+    const deliveredAtReport = deliveries
+    const polls = async () => (await Promise.all(nodes.map((node) => node.requests()))).reduce((sum, requests) => sum + (requests['/push/poll'] ?? 0), 0)
+    const pollsAtReport = await polls()
+    await sleep(3000)
+    expect(deliveries).toBe(deliveredAtReport)
+    expect(await polls()).toBe(pollsAtReport)
+    // A handful of replays (100 messages each) before the report, not one per poll for a minute.
+    expect(deliveries).toBeLessThanOrEqual(1000)
+    expect(errors.filter((error) => error.code === 'EPOCH_FLAPPING')).toHaveLength(1)
+  }, 60_000)
+})
