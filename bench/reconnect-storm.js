@@ -90,10 +90,15 @@ async function run(label, options) {
   let server = await startServer(0, options)
   const url = `http://127.0.0.1:${server.port}/push`
   const clients = []
+  /** Client errors by code and message, for STORM_VERBOSE. */
+  const errors = new Map()
   const lastData = new Array(CLIENTS).fill(undefined)
   for (let i = 0; i < CLIENTS; i++) {
     const client = new PushClient({ url, transports: [websocket()], upgradeProbeMs: 0 })
-    client.on('error', () => {})
+    client.on('error', (error) => {
+      const key = `${error.code} ${error.message.slice(0, 60)}`
+      errors.set(key, (errors.get(key) ?? 0) + 1)
+    })
     client.subscribe('storm', (message) => {
       lastData[i] = message.data
     })
@@ -103,7 +108,7 @@ async function run(label, options) {
     if (i % 100 === 99) await sleep(50)
   }
   const open = () => clients.filter((client) => client.state === 'open').length
-  if (process.env.STORM_VERBOSE) setInterval(() => console.log('open', open()), 2000).unref()
+  if (process.env.STORM_VERBOSE) setInterval(() => console.log('open', open(), [...errors].slice(0, 4)), 2000).unref()
   await until(() => open() === CLIENTS, 'every client to connect')
 
   const restartedAt = Date.now()
