@@ -20,7 +20,13 @@ const held = []
 
 const push = createPushServer({ logger: { error: () => {} }, ...options })
 const server = http.createServer()
-server.on('upgrade', () => {
+let closing = false
+server.on('upgrade', (_req, socket) => {
+  // Once push.close() has detached, nobody else answers an upgrade: don't leave it hanging.
+  if (closing) {
+    socket.destroy()
+    return
+  }
   const bucket = Math.floor((performance.now() - startedAt) / BUCKET_MS)
   arrivals[bucket] = (arrivals[bucket] ?? 0) + 1
 })
@@ -43,9 +49,12 @@ process.on('message', async (message) => {
     process.send({ type: 'published' })
   } else if (message.type === 'close') {
     clearInterval(sampler)
+    closing = true
+    // Stop accepting first: clients told to come back (retryMs from 0) must find the port closed.
+    server.close(() => process.exit(0))
     await push.close()
     server.closeAllConnections()
-    server.close(() => process.exit(0))
+    setTimeout(() => process.exit(0), 3000).unref()
   }
 })
 process.on('disconnect', () => process.exit(0))

@@ -3,6 +3,10 @@ import type { ServerFrame } from '../../src/protocol/frames.js'
 import { MemoryBroker } from '../../src/server/index.js'
 import type { Broker, RecoverOptions, Recovery } from '../../src/server/index.js'
 import type { Position } from '../../src/protocol/position.js'
+import { Connection } from '../../src/server/hub/connection.js'
+import type { FlushScheduler } from '../../src/server/hub/connection.js'
+import { Hub } from '../../src/server/hub/hub.js'
+import type { OutFrame } from '../../src/server/hub/out-frame.js'
 import { cleanup, connect, startPushFixture, waitFor } from '../helpers/push-fixture.js'
 import type { FrameClient } from '../helpers/push-fixture.js'
 
@@ -11,6 +15,42 @@ import type { FrameClient } from '../helpers/push-fixture.js'
 // live messages published while its replay waits are not lost even past the backlog bound.
 
 afterEach(cleanup)
+
+/** A connection whose client reads only when told: `unread` bytes wait unread until `drain()`. */
+class StuckConnection extends Connection {
+  readonly transport = 'websocket'
+  readonly written: OutFrame[] = []
+  unread = 0
+
+  constructor(scheduler: FlushScheduler) {
+    super(scheduler)
+  }
+
+  protected write(frames: readonly OutFrame[]): void {
+    this.written.push(...frames)
+  }
+
+  protected end(): void {}
+
+  bufferedBytes(): number {
+    return this.unread
+  }
+
+  isResponsive(): boolean {
+    return true
+  }
+
+  terminate(): void {}
+
+  drain(): void {
+    this.drained()
+  }
+
+  lastOffset(): number | undefined {
+    const last = this.written.at(-1)?.frame
+    return last?.type === 'message' || last?.type === 'gap' ? last.offset : undefined
+  }
+}
 
 /** A MemoryBroker that records the limits the hub asks recover for. */
 class PageRecordingBroker extends MemoryBroker implements Broker {
@@ -60,6 +100,56 @@ describe('paged replay', () => {
     await waitFor(() => messagesOf(client, 'busy').length >= 1500, 'history and live messages', 20_000)
     expect(messagesOf(client, 'busy').map((m) => m.offset)).toEqual(Array.from({ length: 1500 }, (_, i) => i + 1))
     expect(client.frames.filter((f) => f.type === 'gap')).toEqual([])
+  })
+
+  it('says gap when history moves on past a replay that waits, then goes on in order', async () => {
+    const broker = new MemoryBroker({ historySize: 50 })
+    const hub = new Hub({
+      broker,
+      heartbeatMs: 60_000,
+      heartbeatGraceMs: 10_000,
+      maxSubscriptions: 4,
+      maxBufferedBytes: 10_000,
+      brokerLingerMs: 0,
+      logger: { error: () => {} },
+    })
+    const payload = 's'.repeat(1000)
+    for (let i = 1; i <= 50; i++) await broker.publish('rolling', 'message', { i, payload })
+    const connection = new StuckConnection(hub.scheduler)
+    hub.add(connection)
+    // The replay fills half the budget (5,000 bytes) and waits.
+    await hub.subscribe(connection, [{ channel: 'rolling', since: { epoch: 'madeup', offset: 1 } }])
+    connection.flush()
+    connection.unread = 1_000_000
+    const early = connection.written.filter((f) => f.frame.type === 'message').length
+    expect(early).toBeGreaterThan(0)
+    expect(early).toBeLessThan(10)
+    // While the client does not read, more is published than the backlog keeps (256) and history
+    // (50) rolls over many times. The replay's page in hand still goes out (1..50); then history.
+    for (let i = 51; i <= 600; i++) await broker.publish('rolling', 'message', { i, payload })
+    connection.unread = 0
+    connection.drain()
+    for (let turn = 0; turn < 1000 && connection.lastOffset() !== 600; turn++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      connection.drain()
+    }
+    let position = 0
+    let gaps = 0
+    for (const { frame } of connection.written) {
+      if (frame.type === 'gap') {
+        expect(frame.reason).toBe('history-exhausted')
+        expect(frame.offset).toBeGreaterThan(position)
+        position = frame.offset
+        gaps++
+      } else if (frame.type === 'message') {
+        expect(frame.offset).toBe(position + 1)
+        position = frame.offset
+      }
+    }
+    expect(gaps).toBe(1)
+    expect(position).toBe(600)
+    await hub.shutdown()
+    await broker.close()
   })
 
   it('answers a poll with at most one answer of a long replay; the next poll goes on from there', async () => {
