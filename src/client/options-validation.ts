@@ -30,8 +30,10 @@ export function validateOptions(options: PushClientOptions): void {
     // not a URL: said below
   }
   const names = transports.map((entry) => (typeof entry === 'string' ? entry : entry?.name))
-  // ws: and wss: only for the WebSocket transport; the others need http: or https:.
-  if (!/^https?:$/.test(scheme as string) && !(/^wss?:$/.test(scheme as string) && names.join() === 'websocket')) {
+  // ws: and wss: only when every transport listed opens a WebSocket (websocket, or mqtt() to a
+  // broker's WebSocket listener); the others need http: or https:.
+  const webSocketsOnly = names.length > 0 && names.every((name) => name === 'websocket' || name === 'mqtt')
+  if (!/^https?:$/.test(scheme as string) && !(/^wss?:$/.test(scheme as string) && webSocketsOnly)) {
     throw invalid(
       'url',
       `expected the server's absolute base URL with http:// or https://, e.g. "http://localhost:8080/push", got ${describe(url)}` +

@@ -440,13 +440,6 @@ export class Hub {
     subscription.pageIndex = 0
     // A broker that sets `more` with an empty page would replay forever.
     subscription.more = recovery.more === true && recovery.messages.length > 0
-    if (first && recovery.gap === 'epoch-changed' && subscription.continues && this.#epochFlaps.observe(connection.session, Date.now())) {
-      // Replaying this node's history to a client that will be on another node next time is the loop to break.
-      if (!this.#epochFlapLogged) this.#options.logger.error(`pushline: ${EPOCH_FLAP_MESSAGE}`)
-      this.#epochFlapLogged = true
-      connection.shutdown(closeFrame('EPOCH_FLAPPING', EPOCH_FLAP_MESSAGE, EPOCH_FLAP_RETRY_MS))
-      return
-    }
     if (first) {
       const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
       if (moved || !subscription.continues) {
