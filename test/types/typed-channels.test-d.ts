@@ -1,7 +1,7 @@
 /**
  * Typed channels as an app uses them: `msg.data` is the schema's output through subscribe (with a
  * `schema` option or a channel from defineChannel), listeners and async iteration, and the server's
- * `channels` option takes the same definitions. Checked by tsc through vitest's typecheck.
+ * `channels` option takes the same definitions; usePush too. Checked by tsc through vitest's typecheck.
  */
 import { describe, expectTypeOf, test } from 'vitest'
 import { z } from 'zod'
@@ -17,6 +17,7 @@ import {
   type StandardSchemaV1,
   type Subscription,
 } from '../../src/index.js'
+import { usePush, type PushState } from '../../src/react/index.js'
 import { createPushServer, defineChannel as defineServerChannel } from '../../src/server/index.js'
 
 const order = z.object({ id: z.string(), placedAt: z.string().transform((text) => new Date(text)) })
@@ -80,5 +81,19 @@ describe('typed channels', () => {
     expectTypeOf(defineServerChannel('x', order)).toExtend<ChannelDefinition<typeof order>>()
     // @ts-expect-error: a bare schema is not a channel definition.
     createPushServer({ channels: [order] })
+  })
+})
+
+describe('usePush with a defined channel', () => {
+  test('data and message are the schema output; onMessage and onInvalid typed', () => {
+    const state = usePush(orders, {
+      onMessage: (message) => expectTypeOf(message.data).toEqualTypeOf<Order>(),
+      onInvalid: (invalid) => expectTypeOf(invalid).toEqualTypeOf<InvalidMessage>(),
+    })
+    expectTypeOf(state).toEqualTypeOf<PushState<Order>>()
+    expectTypeOf(state.data).toEqualTypeOf<Order | undefined>()
+    expectTypeOf(state.message).toEqualTypeOf<PushMessage<Order> | undefined>()
+    // @ts-expect-error: the channel's schema decides the type, not a type argument.
+    usePush<number>(orders)
   })
 })
