@@ -8,12 +8,16 @@ export type { ReconnectOptions } from './client/backoff.js'
 export type { LifecycleTarget } from './client/lifecycle.js'
 export type {
   GapInfo,
+  InvalidMessage,
   PresenceChange,
   PresenceMember,
   PushMessage,
   Subscription,
   SubscriptionEvents,
 } from './client/subscription.js'
+export { defineChannel } from './protocol/channel-definition.js'
+export type { ChannelData, ChannelDefinition, ChannelInput } from './protocol/channel-definition.js'
+export type { InferInput, InferOutput, StandardSchemaV1 } from './protocol/standard-schema.js'
 export { PushError, isPushError } from './errors.js'
 export type { ErrorCode } from './errors.js'
 export type { GapReason, TransportName } from './protocol/frames.js'

@@ -1,4 +1,4 @@
-import { createNanoEvents, type Emitter, type Unsubscribe } from 'nanoevents'
+import { createNanoEvents, type Unsubscribe } from 'nanoevents'
 import { PushError, toPushError, type ErrorCode } from '../errors.js'
 import {
   PROTOCOL_VERSION,
@@ -18,14 +18,18 @@ import { defaultLifecycle, listenLifecycle } from './lifecycle.js'
 import {
   globalTimers,
   type CoreClientOptions, type PublishAck, type PublishOptions, type SubscribeOptions } from './options.js'
+import type { ChannelDefinition } from '../protocol/channel-definition.js'
+import type { InferOutput, StandardSchemaV1 } from '../protocol/standard-schema.js'
 import {
   createSubscription,
   type GapInfo,
   type PresenceMember,
   type PushMessage,
   type Subscription,
+  type SubscriptionEmitter,
   type SubscriptionEmitterEvents,
 } from './subscription.js'
+import { validateMessages } from './validated-messages.js'
 
 export type { ClientEvents, ClientState } from './events.js'
 export type { FallbackEvent, FallbackReason } from '../transports/transport.js'
@@ -53,7 +57,21 @@ export interface PushClient {
    * Subscribes to a channel. Works in any state: the subscription is sent once connected, and
    * resumed without loss after every reconnect. Throws `INVALID_CHANNEL` for a malformed name, and
    * `INVALID_OPTIONS` for a `since` that is not a message id.
+   *
+   * With a channel from `defineChannel()`, or a `schema` option, each message's data is validated
+   * and typed by the schema: one that fails goes to the subscription's `invalid` event instead.
    */
+  subscribe<Schema extends StandardSchemaV1>(
+    channel: ChannelDefinition<Schema>,
+    listener?: ((message: PushMessage<InferOutput<Schema>>) => void) | undefined,
+    options?: Omit<SubscribeOptions, 'schema'>,
+  ): Subscription<InferOutput<Schema>>
+  subscribe<Schema extends StandardSchemaV1>(
+    channel: string,
+    listener: ((message: PushMessage<InferOutput<Schema>>) => void) | undefined,
+    options: SubscribeOptions & { schema: Schema },
+  ): Subscription<InferOutput<Schema>>
+  /** Without a schema, `T` is what the app asserts the data is: nothing checks it. */
   subscribe<T = unknown>(
     channel: string,
     listener?: (message: PushMessage<T>) => void,
@@ -82,7 +100,6 @@ export class PushClient {
 
 // Internal records use `_`-prefixed properties, which the build shortens (tsup.config.ts).
 
-type SubscriptionEmitter = Emitter<SubscriptionEmitterEvents>
 
 /** A publish waiting for its ack. */
 interface PendingPublish {
@@ -551,12 +568,18 @@ function createCore(options: CoreClientOptions): PushClient {
       setState('closed')
     },
 
-    subscribe<T>(name: string, listener?: (message: PushMessage<T>) => void, options?: SubscribeOptions): Subscription<T> {
+    subscribe<T>(
+      channel: string | ChannelDefinition,
+      listener?: (message: PushMessage<T>) => void,
+      options?: SubscribeOptions,
+    ): Subscription<T> {
+      const { name, schema } = typeof channel === 'string' ? { name: channel, schema: options?.schema } : channel
       if (!isChannelName(name)) throw badChannel(name)
       const id = options?.since
       const since = id === undefined ? id : parseId(id)
       if (id !== undefined && !since) throw new PushError('INVALID_OPTIONS', `since ${JSON.stringify(id)}: not <epoch>-<offset>`)
       const emitter: SubscriptionEmitter = createNanoEvents()
+      if (schema) validateMessages(emitter, schema)
       const subscription = createSubscription<T>(
         name,
         emitter,
@@ -571,12 +594,12 @@ function createCore(options: CoreClientOptions): PushClient {
         () => [...(channels.get(name)?._members?.values() ?? [])],
       )
       if (listener) subscription.on('message', listener)
-      let channel = channels.get(name)
-      if (!channel) {
-        channels.set(name, (channel = { _name: name, _epoch: since?.epoch, _offset: since?.offset ?? 0, _listeners: new Set() }))
-        sendSubscribe(channel)
+      let shared = channels.get(name)
+      if (!shared) {
+        channels.set(name, (shared = { _name: name, _epoch: since?.epoch, _offset: since?.offset ?? 0, _listeners: new Set() }))
+        sendSubscribe(shared)
       }
-      channel._listeners.add(emitter)
+      shared._listeners.add(emitter)
       return subscription
     },
 

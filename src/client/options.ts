@@ -11,6 +11,7 @@ import type { ReconnectOptions } from './backoff.js'
 import type { DebugLogger } from './debug-log.js'
 import type { LifecycleTarget } from './lifecycle.js'
 import type { ShareFactory } from './share.js'
+import type { StandardSchemaV1 } from '../protocol/standard-schema.js'
 
 
 /** Options of both `PushClient`s; they differ only in `transports`. */
@@ -214,6 +215,14 @@ export interface SubscribeOptions {
    * @default undefined (live from the moment the server confirms the subscription)
    */
   since?: string
+  /**
+   * A Standard Schema (zod 4, valibot, arktype, …) for the data of this subscription's messages:
+   * each is validated before it reaches the listener and async iteration, with the schema's output
+   * as its `data`; one that fails goes to the subscription's `invalid` event instead. An async
+   * validator keeps this subscription's events in order (see the README's "Typed channels").
+   * @default undefined (data is delivered unchecked)
+   */
+  schema?: StandardSchemaV1 | undefined
 }
 
 /** The default `timers`: the global ones, looked up at each call (so that fake timers installed later apply). */

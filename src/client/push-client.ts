@@ -6,7 +6,8 @@ import { PushClient as CorePushClient } from './client.js'
 import { debugLogger, traceReconnect, traceTransports } from './debug-log.js'
 import { validateOptions, usableTransports } from './options-validation.js'
 import { globalTimers, type PushClientOptions, type SubscribeOptions } from './options.js'
-import type { PushMessage } from './subscription.js'
+import type { ChannelDefinition } from '../protocol/channel-definition.js'
+import type { PushMessage, Subscription } from './subscription.js'
 import type { ShareFactory, TabShare } from './share.js'
 
 /**
@@ -88,13 +89,15 @@ export class PushClient extends CorePushClient {
     if (log) {
       this.on('state', (state) => log('state', { state }))
       this.on('fallback', (event) => log('fallback', { ...event }))
-      const { subscribe } = this
-      this.subscribe = <T>(channel: string, listener?: (message: PushMessage<T>) => void, subscribeOptions?: SubscribeOptions) => {
-        const subscription = subscribe<T>(channel, listener, subscribeOptions)
-        subscription.on('subscribed', ({ position }) => log('subscribed', { channel, position, since: subscribeOptions?.since }))
+      const subscribe = this.subscribe as (...args: Parameters<typeof traced>) => Subscription<unknown>
+      const traced = (channel: string | ChannelDefinition, listener?: (message: PushMessage<unknown>) => void, subscribeOptions?: SubscribeOptions) => {
+        const subscription = subscribe(channel, listener, subscribeOptions)
+        const name = typeof channel === 'string' ? channel : channel.name
+        subscription.on('subscribed', ({ position }) => log('subscribed', { channel: name, position, since: subscribeOptions?.since }))
         subscription.on('gap', (gap) => log('gap', { ...gap }))
         return subscription
       }
+      this.subscribe = traced as CorePushClient['subscribe']
     }
   }
 

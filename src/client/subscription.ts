@@ -1,6 +1,7 @@
 import type { Emitter, Unsubscribe } from 'nanoevents'
 import type { PushError } from '../errors.js'
 import type { GapReason, PresenceFrame, PresenceMemberInfo } from '../protocol/frames.js'
+import type { StandardSchemaV1 } from '../protocol/standard-schema.js'
 
 /** One message of a channel, as the application sees it. */
 export interface PushMessage<T = unknown> {
@@ -28,8 +29,22 @@ export type PresenceMember = PresenceMemberInfo
 /** What changed in a presence channel: the whole set (`sync`, after each subscribe), or one member (`join`, `leave`). */
 export type PresenceChange = PresenceFrame
 
+/** A message whose data its subscription's schema refused. */
+export interface InvalidMessage {
+  /** The message as it arrived, its data unchecked. */
+  message: PushMessage<unknown>
+  /** Why the schema refused it. */
+  issues: ReadonlyArray<StandardSchemaV1.Issue>
+}
+
 export interface SubscriptionEvents<T = unknown> {
+  /** A message; with a `schema`, only once its data passed, and with the schema's output as `data`. */
   message: (message: PushMessage<T>) => void
+  /**
+   * With a `schema`: a message whose data failed validation. It never reaches `message` listeners
+   * nor async iteration; the subscription goes on with the next one.
+   */
+  invalid: (invalid: InvalidMessage) => void
   /**
    * The server confirmed the subscription (again after each reconnect); messages after `position`
    * (`<epoch>-<offset>`) follow.
@@ -46,6 +61,8 @@ export interface SubscriptionEvents<T = unknown> {
 export interface SubscriptionEmitterEvents extends SubscriptionEvents {
   end: (error?: PushError) => void
 }
+
+export type SubscriptionEmitter = Emitter<SubscriptionEmitterEvents>
 
 /**
  * One `client.subscribe()` call. Several of them on one channel share one server subscription.

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'FRAME_TOO_LARGE'
   | 'INVALID_CHANNEL'
   | 'PUBLISH_REJECTED'
+  /** A publish's data does not match the schema the server has for its channel. */
+  | 'INVALID_DATA'
   | 'SUBSCRIBE_REJECTED'
   | 'UNAUTHORIZED'
   | 'TOKEN_EXPIRED'

@@ -17,8 +17,12 @@ import {
   type ReactNode,
 } from 'react'
 import type {
+  ChannelDefinition,
   ClientState,
   GapInfo,
+  InferOutput,
+  InvalidMessage,
+  StandardSchemaV1,
   PushClient,
   PushError,
   PushMessage,
@@ -63,6 +67,12 @@ export interface UsePushOptions<T = unknown> {
    * @default undefined
    */
   onGap?: (gap: GapInfo) => void
+  /**
+   * With a channel from `defineChannel`: called for a message whose data failed the channel's
+   * schema (it updates neither `data` nor `message`).
+   * @default undefined
+   */
+  onInvalid?: (invalid: InvalidMessage) => void
 }
 
 export interface PushState<T = unknown> {
@@ -135,7 +145,8 @@ function refCounted<L>(start: (listeners: Set<L>) => () => void): Store<L> {
 }
 
 const clientStores = new WeakMap<PushClient, ClientStore>()
-const channelStores = new WeakMap<PushClient, Map<string, ChannelStore>>()
+/** By channel name, or by definition: components that pass one definition share its validation. */
+const channelStores = new WeakMap<PushClient, Map<string | ChannelDefinition, ChannelStore>>()
 
 function clientStore(client: PushClient): ClientStore {
   let store = clientStores.get(client)
@@ -159,7 +170,7 @@ function clientStore(client: PushClient): ClientStore {
   return store
 }
 
-function channelStore(client: PushClient, channel: string): ChannelStore {
+function channelStore(client: PushClient, channel: string | ChannelDefinition): ChannelStore {
   let stores = channelStores.get(client)
   if (!stores) channelStores.set(client, (stores = new Map()))
   let store = stores.get(channel)
@@ -172,7 +183,7 @@ function channelStore(client: PushClient, channel: string): ChannelStore {
         }
         let subscription: Subscription | undefined
         try {
-          subscription = client.subscribe(channel)
+          subscription = typeof channel === 'string' ? client.subscribe(channel) : client.subscribe(channel)
         } catch (error) {
           fail(error as PushError) // INVALID_CHANNEL
           return () => {
@@ -190,6 +201,9 @@ function channelStore(client: PushClient, channel: string): ChannelStore {
         })
         subscription.on('gap', (gap) => {
           for (const { options } of listeners) options.current.onGap?.(gap)
+        })
+        subscription.on('invalid', (invalid) => {
+          for (const { options } of listeners) options.current.onInvalid?.(invalid)
         })
         subscription.on('error', fail)
         return () => {
@@ -245,8 +259,17 @@ const initial: PushState<any> = {
  * The last message of `channel` and the client's status, from the nearest `<PushProvider>`.
  * Subscribes while mounted (and `enabled`); re-subscribes only when `channel`, `event` or
  * `enabled` change. On the server it returns the initial state and subscribes to nothing.
+ *
+ * A channel from `defineChannel` types `data` by its schema and validates each message (see
+ * `onInvalid`); define it once outside components, since another definition object resubscribes.
  */
-export function usePush<T = unknown>(channel: string, options: UsePushOptions<T> = {}): PushState<T> {
+export function usePush<Schema extends StandardSchemaV1>(
+  channel: ChannelDefinition<Schema>,
+  options?: UsePushOptions<InferOutput<Schema>>,
+): PushState<InferOutput<Schema>>
+/** Without a schema, `T` is what the app asserts the data is: nothing checks it. */
+export function usePush<T = unknown>(channel: string, options?: UsePushOptions<T>): PushState<T>
+export function usePush<T>(channel: string | ChannelDefinition, options: UsePushOptions<T> = {}): PushState<T> {
   const client = useContext(PushContext)
   if (!client) throw new Error('usePush must be used inside a <PushProvider>')
   const { enabled = true, event } = options

@@ -30,6 +30,10 @@ export type {
   ServerStats,
   ServerTransport,
 } from './options.js'
+// The same function as the client's: a channel defined once, in code both import.
+export { defineChannel } from '../protocol/channel-definition.js'
+export type { ChannelData, ChannelDefinition, ChannelInput } from '../protocol/channel-definition.js'
+export type { InferInput, InferOutput, StandardSchemaV1 } from '../protocol/standard-schema.js'
 export { MemoryBroker } from './brokers/memory-broker.js'
 export type { MemoryBrokerOptions } from './brokers/memory-broker.js'
 export type { Broker, RecoverOptions, Recovery, StoredMessage } from './brokers/broker.js'

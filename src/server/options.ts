@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, Server as HttpServer, Server
 import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { GapReason, TransportName } from '../protocol/frames.js'
+import type { ChannelDefinition } from '../protocol/channel-definition.js'
 import type { Broker } from './brokers/broker.js'
 
 // The public types of pushline/server: its options, hooks and the PushServer
@@ -315,6 +316,14 @@ export interface PushServerOptions<I extends Identity = Identity> {
    * @default undefined
    */
   onPublish?: PublishHook<I>
+  /**
+   * Channels whose data has a schema, from `defineChannel(name, schema)` (any Standard Schema: zod
+   * 4, valibot, arktype): `push.publish` on one of them rejects with `INVALID_DATA` when the data
+   * does not match, and a client publish is answered with an `INVALID_DATA` error (after
+   * `onPublish`, so that what it returns is checked). Other channels take any JSON data.
+   * @default [] (no channel is checked)
+   */
+  channels?: readonly ChannelDefinition[]
   /**
    * Decides who a connection or HTTP request is (protocol.md 3.1): see {@link AuthenticateHook}.
    * Without it tokens are ignored and every connection is anonymous.

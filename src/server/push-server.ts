@@ -33,6 +33,7 @@ import { ConnectionLimits, KeyedCounter, socketAddress } from './policy/limits.j
 import { AccessPolicy } from './policy/authorization.js'
 import { OriginPolicy, upgradeRefusal } from './policy/cors.js'
 import { Publisher, jsonSnapshot } from './policy/publisher.js'
+import { ChannelSchemas } from './policy/channel-schemas.js'
 
 /** Every transport `pushline/server` serves, in the default negotiation order. */
 const ALL_TRANSPORTS: readonly ServerTransport[] = ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe']
@@ -49,6 +50,7 @@ export function createPushServer<I extends Identity = Identity>(options: PushSer
 class PushServerImpl implements PushServer {
   readonly #path: string
   readonly #broker: Broker
+  readonly #schemas: ChannelSchemas
   readonly #hub: Hub
   readonly #publisher: Publisher
   /** Path under `<base>/` → its endpoint; only offered transports (and `publish`) are in it. */
@@ -64,6 +66,7 @@ class PushServerImpl implements PushServer {
     const maxSubscriptions = positive('maxSubscriptions', options.maxSubscriptions ?? 256)
     const logger = options.logger ?? console
     this.#path = basePath(options.path ?? '/push')
+    const schemas = (this.#schemas = new ChannelSchemas(options.channels))
     const transports = [...new Set<ServerTransport>(options.transports ?? ALL_TRANSPORTS)]
     for (const transport of transports) {
       if (!ALL_TRANSPORTS.includes(transport)) throw new RangeError(`unsupported transport: ${String(transport)}`)
@@ -114,11 +117,14 @@ class PushServerImpl implements PushServer {
     const authenticate = createAuthenticator({ authenticate: options.authenticate, authCookie: options.authCookie, logger })
     const keyWindowMs = positive('idempotencyWindowMs', Math.min(options.idempotencyWindowMs ?? 300_000, MAX_TIMER_MS))
     const maxKeysPerClient = positive('maxIdempotencyKeysPerClient', options.maxIdempotencyKeysPerClient ?? 100_000)
-    const publisher = new Publisher(this.#broker, options.onPublish, access, logger, {
-      keyWindowMs,
-      maxKeysPerClient,
-      tokensVerified: options.authenticate !== undefined,
-    })
+    const publisher = new Publisher(
+      this.#broker,
+      options.onPublish,
+      access,
+      logger,
+      { keyWindowMs, maxKeysPerClient, tokensVerified: options.authenticate !== undefined },
+      schemas,
+    )
     this.#publisher = publisher
     const offers = (transport: ServerTransport): boolean => transports.includes(transport)
     // protocol.md 2.1: pollHoldMs tells a client that sends no `hold` how long a poll may take.
@@ -234,6 +240,8 @@ class PushServerImpl implements PushServer {
     }
     const snapshot = jsonSnapshot(data)
     if (!snapshot) throw new PushError('BAD_FRAME', 'data cannot be serialized as JSON', { channel })
+    const invalid = await this.#schemas.check(channel, snapshot.value)
+    if (invalid) throw new PushError('INVALID_DATA', invalid, { channel })
     const { epoch, offset } = await this.#broker.publish(channel, event, snapshot.value)
     return { epoch, offset, id: formatId(epoch, offset) }
   }

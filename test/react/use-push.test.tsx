@@ -9,8 +9,9 @@ import { act, cleanup, render, screen, waitFor } from '@testing-library/react'
 import { StrictMode, useState } from 'react'
 import NodeWebSocket from 'ws'
 import { afterEach, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest'
-import { PushClient, websocket } from '../../src/index.js'
-import type { PushMessage } from '../../src/index.js'
+import { z } from 'zod'
+import { PushClient, defineChannel, websocket } from '../../src/index.js'
+import type { InvalidMessage, PushMessage } from '../../src/index.js'
 import { PushProvider, usePush, type UsePushOptions } from '../../src/react/index.js'
 import { createPushServer } from '../../src/server/index.js'
 
@@ -277,5 +278,31 @@ describe('usePush', () => {
   it('throws outside a provider', () => {
     vi.spyOn(console, 'error').mockImplementation(() => {})
     expect(() => render(<News />)).toThrow(/PushProvider/)
+  })
+})
+
+describe('usePush with a channel from defineChannel', () => {
+  const counts = defineChannel('counts', z.object({ n: z.number().int() }))
+
+  function Count({ onInvalid }: { onInvalid: (invalid: InvalidMessage) => void }) {
+    const { data } = usePush(counts, { onInvalid })
+    return <p data-testid="out">{data === undefined ? '-' : String(data.n)}</p>
+  }
+
+  it('shows only data that passed the schema, and reports the rest to onInvalid', async () => {
+    const invalid: InvalidMessage[] = []
+    render(
+      <PushProvider client={client}>
+        <Count onInvalid={(event) => invalid.push(event)} />
+      </PushProvider>,
+    )
+    await subscribed()
+    await act(() => push.publish('counts', { n: 1 }))
+    await waitFor(() => expect(out()).toBe('1'))
+    await act(() => push.publish('counts', { n: 'two' }))
+    await act(() => push.publish('counts', { n: 3 }))
+    await waitFor(() => expect(out()).toBe('3'))
+    expect(invalid.map(({ message }) => message.data)).toEqual([{ n: 'two' }])
+    expect(subscribe).toHaveBeenCalledWith(counts)
   })
 })

@@ -6,6 +6,7 @@ import type { Broker } from '../brokers/broker.js'
 import { ackFrame, errorFrame } from '../hub/out-frame.js'
 import type { Identity, Logger, PublishHook, PublishTransport } from '../options.js'
 import type { AccessPolicy } from './authorization.js'
+import { ChannelSchemas } from './channel-schemas.js'
 
 /** A client's publish, validated. */
 export interface PublishRequest {
@@ -75,6 +76,7 @@ export class Publisher {
   readonly #broker: Broker
   readonly #hook: PublishHook | undefined
   readonly #access: AccessPolicy
+  readonly #schemas: ChannelSchemas
   readonly #logger: Logger
   readonly #keyWindowMs: number
   readonly #maxKeysPerClient: number
@@ -91,10 +93,18 @@ export class Publisher {
     return this.#hook !== undefined
   }
 
-  constructor(broker: Broker, hook: PublishHook | undefined, access: AccessPolicy, logger: Logger, options: PublisherOptions) {
+  constructor(
+    broker: Broker,
+    hook: PublishHook | undefined,
+    access: AccessPolicy,
+    logger: Logger,
+    options: PublisherOptions,
+    schemas: ChannelSchemas = new ChannelSchemas(),
+  ) {
     this.#broker = broker
     this.#hook = hook
     this.#access = access
+    this.#schemas = schemas
     this.#logger = logger
     this.#keyWindowMs = options.keyWindowMs
     this.#maxKeysPerClient = options.maxKeysPerClient
@@ -203,6 +213,9 @@ export class Publisher {
     // too deep to encode); a hook's may be the app's, to copy.
     const snapshot = jsonSnapshot(data, !!this.#hook)
     if (!snapshot) return { ok: false, code: 'BAD_FRAME', message: 'data cannot be serialized as JSON' }
+    // Checked after the hook: what is stored is what the hook returned.
+    const invalid = await this.#schemas.check(channel, snapshot.value)
+    if (invalid) return { ok: false, code: 'INVALID_DATA', message: invalid }
     try {
       const stored = await this.#broker.publish(channel, event, snapshot.value)
       return { ok: true, channel, epoch: stored.epoch, offset: stored.offset }
