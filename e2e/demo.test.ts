@@ -8,11 +8,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
 import { requireBuild, root, screenshot, test } from './harness.js'
+import { freePort } from '../test/helpers/loopback-port.js'
 
 interface Demo {
   readonly origin: string
@@ -23,13 +23,6 @@ interface Demo {
   stop(): Promise<number | null>
 }
 
-async function freePort(): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as AddressInfo
-  await new Promise((resolve) => probe.close(resolve))
-  return port
-}
 
 /** Starts the demo on a free port; resolves once it prints its URL. */
 async function startDemo(): Promise<Demo> {

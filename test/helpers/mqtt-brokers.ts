@@ -8,6 +8,7 @@ import { requireBinary } from './system-binary.js'
 import { promisify } from 'node:util'
 import { Aedes, type AuthenticateError } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
+import { accepting, freePort } from './loopback-port.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -18,24 +19,7 @@ export interface TestBroker {
   stop(): Promise<void>
 }
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
-async function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
 
 export interface AedesOptions {
   /** Accept only this username and password. */

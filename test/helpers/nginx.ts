@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requireBinary } from './system-binary.js'
+import { accepting, freePort } from './loopback-port.js'
 
 /**
  * How the proxy in front of the server behaves:
@@ -56,24 +56,7 @@ const modeDirectives: Record<NginxMode, string> = {
       gzip_types text/event-stream text/html application/json;`,
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
-async function accepting(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once('error', () => resolve(false))
-  })
-}
 
 /**
  * Starts Debian's nginx with its own prefix, config and pidfile, proxying `/push/` to `upstreamPort`,

@@ -4,6 +4,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { requireBinary } from './system-binary.js'
+import { freePort } from './loopback-port.js'
 
 /** A redis-server the test started on a loopback port, persistence off. */
 export interface RedisServer {
@@ -19,13 +20,6 @@ export interface RedisServer {
   thaw(): void
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
 
 function launch(port: number, extraArgs: readonly string[] = []): Promise<ChildProcess> {
   const child = spawn(
