@@ -48,8 +48,8 @@ describeWithBinary('nginx', 'negotiation behind nginx in Chromium', () => {
   for (const { mode, settlesOn } of cases) {
     test(`first message early and every message once behind a ${mode} proxy, settling on ${settlesOn}`, async ({ page, server }) => {
       const nginx = await startNginx(Number(new URL(server.origin).port), mode)
+      const publisher = publish(server)
       try {
-        const publisher = publish(server)
         await page.goto(`${nginx.url}/?transport=auto`)
         const first = await until(page, (state) => state.firstMessage !== undefined, 'the first message')
         const { ms, transport } = first.firstMessage as NonNullable<PageState['firstMessage']>
@@ -72,6 +72,7 @@ describeWithBinary('nginx', 'negotiation behind nginx in Chromium', () => {
         expect(state.states.filter((s) => s === 'reconnecting')).toEqual([])
         console.log(`chromium, ${mode}: first message ${ms} ms after the page started, over ${transport}; fallbacks ${JSON.stringify(state.fallbacks)}`)
       } finally {
+        await publisher.stop()
         await nginx.stop()
       }
     }, 40_000)

@@ -88,6 +88,9 @@ http {
     listen 127.0.0.1:${port};
     location / {
       proxy_pass http://pushline;
+      # What reverse proxies in front of an app do: the app sees the Host the browser used, so its
+      # same-origin check (Origin against Host) holds behind the proxy.
+      proxy_set_header Host $http_host;
       ${modeDirectives[mode]}
     }
   }
