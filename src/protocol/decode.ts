@@ -73,8 +73,9 @@ export function decodeServerFrame(text: string): ServerFrame | undefined {
     cause = error // not JSON: no type below
   }
   const type = frame?.type
-  // Used only once `type` is known to be a string (below).
-  const spec = Object.hasOwn(FIELDS, type as string) ? FIELDS[type as string] : undefined
+  // A `type` that is not a string is never a property key here: an object's key conversion runs
+  // its own `toString` (which may throw, as `{"toString":0}` does).
+  const spec = isString(type) && Object.hasOwn(FIELDS, type) ? FIELDS[type] : undefined
   // Only an object can have a string `type` (JSON.parse gives arrays no named properties); `ping` has no fields.
   if (!isString(type) || (spec && !matches(frame as Fields, spec)) || (type === 'presence' && !validPresence(frame as Fields))) {
     throw new PushError('PROTOCOL_ERROR', `malformed frame: ${text.slice(0, 80)}`, { cause })

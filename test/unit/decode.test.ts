@@ -21,6 +21,8 @@ const malformed: [string, string][] = [
   ['not an object', '[1,2]'],
   ['null', 'null'],
   ['no type', '{"channel":"x"}'],
+  // Found by the fuzz test: converting this `type` to a property key runs its `toString`, which throws.
+  ['a type whose toString is not a function', '{"type":{"toString":0}}'],
   ['hello without heartbeat', '{"type":"hello","v":1,"session":"s","maxFrameBytes":1,"transports":[]}'],
   ['hello with zero heartbeat', '{"type":"hello","v":1,"session":"s","heartbeatMs":0,"maxFrameBytes":1,"transports":[]}'],
   ['subscribed with negative offset', '{"type":"subscribed","channel":"c","epoch":"e","offset":-1}'],
