@@ -124,6 +124,9 @@ describe('replay output budget', () => {
   it('16 such clients at once hold about 16 budgets, and others still get their messages', async () => {
     const { heap, peakRss, bound } = await attack(16)
     expect(heap).toBeLessThan(bound)
-    expect(peakRss).toBeLessThan(bound + 16 * MiB)
+    // Peak RSS also holds what the collector has not returned yet, which grows with 16 attackers
+    // and the machine's load (70 MiB was seen against a 48 MiB bound); before paged replays it
+    // was +878 MiB, so this still fails without them.
+    expect(peakRss).toBeLessThan(bound + 48 * MiB)
   }, 60_000)
 })
