@@ -9,7 +9,7 @@ window.driver = (() => {
   const messages = new Map()
   const gaps = new Map()
   const subs = new Map()
-  const log = { states: [], transports: [], errors: [] }
+  const log = { states: [], transports: [], errors: [], subscribed: [] }
 
   // Short polls every 100 ms rather than the default 3 s, for the reason the suite's server sends
   // heartbeats every 300 ms: cases about liveness and resume then take well under a second. Every
@@ -49,6 +49,7 @@ window.driver = (() => {
         received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
       })
       sub.on('gap', (gap) => seenGaps.push({ ...gap }))
+      sub.on('subscribed', () => log.subscribed.push(channel))
       subs.set(channel, sub)
       // On an open client, resolve once the server confirmed the subscription. A subscription
       // without a position is live from when the server registers it (protocol.md 4, rule 1), and
@@ -83,7 +84,7 @@ window.driver = (() => {
     transport: () => need().transport,
     messages: (channel) => [...(messages.get(channel) ?? [])],
     gaps: (channel) => [...(gaps.get(channel) ?? [])],
-    log: () => ({ states: [...log.states], transports: [...log.transports], errors: [...log.errors] }),
+    log: () => ({ states: [...log.states], transports: [...log.transports], errors: [...log.errors], subscribed: [...log.subscribed] }),
     close() {
       client?.close()
       client = undefined

@@ -26,6 +26,8 @@ export interface ClientLog {
   states: string[]
   transports: string[]
   errors: string[]
+  /** The channel of every `subscribed` event, in order. */
+  subscribed: string[]
 }
 
 export interface ClientOptions {

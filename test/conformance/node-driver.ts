@@ -7,7 +7,7 @@ export function nodeDriver(): ClientDriver {
   const messages = new Map<string, ReceivedMessage[]>()
   const gaps = new Map<string, ReceivedGap[]>()
   const subs = new Map<string, { unsubscribe(): void }>()
-  const log: ClientLog = { states: [], transports: [], errors: [] }
+  const log: ClientLog = { states: [], transports: [], errors: [], subscribed: [] }
 
   const need = () => {
     if (!client) throw new Error('driver: create() first')
@@ -41,6 +41,7 @@ export function nodeDriver(): ClientDriver {
         received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
       })
       sub.on('gap', (gap) => seenGaps.push({ ...gap }))
+      sub.on('subscribed', () => log.subscribed.push(channel))
       subs.set(channel, sub)
       // Resolve once the server confirmed it, so "live from now" includes what the test publishes next.
       if (need().state === 'open') {
@@ -78,7 +79,7 @@ export function nodeDriver(): ClientDriver {
       return [...(gaps.get(channel) ?? [])]
     },
     async log() {
-      return { states: [...log.states], transports: [...log.transports], errors: [...log.errors] }
+      return { states: [...log.states], transports: [...log.transports], errors: [...log.errors], subscribed: [...log.subscribed] }
     },
     async close() {
       client?.close()
