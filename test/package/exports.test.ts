@@ -39,6 +39,7 @@ const EXPECTED: Record<string, string[]> = {
   './share': ['tabShare'],
   './mqtt': ['mqtt', 'topicMatches'],
   './mqtt-bridge': ['mqttBridge'],
+  './testing': ['createPushMock'],
 }
 
 const subpaths = Object.keys(pkg.exports).filter((subpath) => subpath !== './package.json')
@@ -208,6 +209,12 @@ client.connect()`
     }
     // The check can see it where it is.
     expect(readFileSync(join(root, 'dist/redis.js'), 'utf8')).toMatch(/from ['"]@redis\/client['"]/)
+  })
+
+  it('keeps msw in pushline/testing: no other built file imports it', () => {
+    const files = readdirSync(join(root, 'dist')).filter((file) => /\.(c?js)$/.test(file))
+    const importsMsw = (file: string) => /(?:from |require\(|import\()['"]msw(?:\/[^'"]*)?['"]/.test(readFileSync(join(root, 'dist', file), 'utf8'))
+    expect(files.filter(importsMsw)).toEqual(['testing.cjs', 'testing.js'])
   })
 
   describe('packed', () => {
