@@ -4,6 +4,7 @@
  * standing in for the server, no server running. The first test is the README's "Testing your app"
  * example, as written there.
  */
+import { readFileSync } from 'node:fs'
 import { act, cleanup, fireEvent, render, screen } from '@testing-library/react'
 import { setupServer } from 'msw/node'
 import { WebSocket as NodeWebSocket } from 'ws'
@@ -94,4 +95,12 @@ it('renders a fallback transport when the WebSocket is refused', async () => {
   expect(await screen.findByText('sse|hello')).toBeTruthy()
   push.refuse()
   client.close()
+})
+
+it('is the example the README shows', () => {
+  // The repository root is vitest's working directory (import.meta.url is not a file URL under jsdom).
+  const source = readFileSync('test/react/push-mock.test.tsx', 'utf8')
+  const example = /\/\/ ---- the README example: from here ----\n([^]*?)\/\/ ---- to here ----/.exec(source)?.[1]
+  expect(example).toBeDefined()
+  expect(readFileSync('README.md', 'utf8')).toContain(example)
 })
