@@ -4,11 +4,13 @@ import {
   type AckFrame,
   type ErrorCode,
   type ErrorFrame,
+  type HelloFrame,
   type MessageFrame,
   type ServerFrame,
   type TransportName,
 } from '../protocol/frames.js'
 import { formatCursor, formatId, isChannelName, parseCursor, parseId, type CursorEntry, type Position } from '../protocol/position.js'
+import { endpointUrl } from '../transports/http.js'
 
 /** The transports the mock serves: every web transport but the iframe stream (msw's worker lets navigations through). */
 export type MockTransportName = Extract<TransportName, 'websocket' | 'sse' | 'long-polling' | 'short-polling'>
@@ -92,7 +94,11 @@ export interface PushMock {
   disconnect(options?: MockDisconnectOptions): void
   /** Makes new connections of these transports fail (as a proxy that blocks them would), so the client falls back; none: accept all again. */
   refuse(...transports: MockTransportName[]): void
-  /** Resolves once the channel has a live subscriber (at once if it has one), with its subscription. */
+  /**
+   * Resolves once the channel has a live subscriber (at once if it has one), with its last
+   * subscription. Over polls, a channel counts as subscribed from the poll that confirmed it until
+   * `disconnect()`: a poll leaves nothing open in between.
+   */
   subscribed(channel: string): Promise<RecordedSubscription>
   /** Every publish the client made, in the order the mock stored them. */
   readonly published: readonly RecordedPublish[]
@@ -149,17 +155,10 @@ const errorResponse = (status: number, frame: ErrorFrame): Response => HttpRespo
  */
 export function createPushMock(options: PushMockOptions): PushMock {
   const { transports = ALL_TRANSPORTS, heartbeatMs = 25_000, pollHoldMs = 25_000, historyLimit = 1000 } = options
-  // Relative bases (`/push`) resolve against the page, as the client resolves them.
-  const base = new URL(options.url, globalThis.location?.href)
-  const endpoint = (path: string, webSocket = false): string => {
-    const url = new URL(base.href)
-    url.search = ''
-    url.pathname = url.pathname.replace(/\/?$/, '/' + path)
-    if (webSocket) url.protocol = url.protocol.replace(/^http/, 'ws')
-    return url.href
-  }
+  // The client's own endpoint URLs; msw matches them without their query.
+  const endpoint = (path: string, webSocket = false): string => endpointUrl(options.url, path, webSocket).href
 
-  /** History is lost this many times (`disconnect({ loseHistory })`): part of every epoch. */
+  /** The number in every epoch (`mock1`): one more each time history is lost (`disconnect({ loseHistory })`). */
   let generation = 1
   const channels = new Map<string, ChannelState>()
   const live = new Set<LiveConnection>()
@@ -180,13 +179,13 @@ export function createPushMock(options: PushMockOptions): PushMock {
     return state
   }
 
-  const hello = (transport: MockTransportName): ServerFrame => ({
+  const hello = (transport: MockTransportName): HelloFrame => ({
     type: 'hello',
     v: PROTOCOL_VERSION,
     session: `mock-${transport}-${++sessionCount}`,
     heartbeatMs,
     maxFrameBytes: 65_536,
-    transports,
+    transports: [...transports],
     ...(transports.includes('long-polling') && { pollHoldMs }),
   })
 
@@ -336,7 +335,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
   // ---- SSE (protocol.md 3.3) ----
 
   const sseHandler = http.get(endpoint('sse'), ({ request }) => {
-    if (refused.has('sse') || !transports.includes('sse')) return refusal()
+    if (refused.has('sse') || !transports.includes('sse')) return refusedResponse()
     const entries = requestCursor(new URL(request.url))
     if (entries instanceof Response) return entries
     // Last-Event-ID overrides the query's positions for the channels the query names.
@@ -432,7 +431,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
     const url = new URL(request.url)
     const holdParameter = url.searchParams.get('hold')
     const transport: MockTransportName = holdParameter === '0' || !transports.includes('long-polling') ? 'short-polling' : 'long-polling'
-    if (refused.has(transport) || !transports.includes(transport)) return refusal()
+    if (refused.has(transport) || !transports.includes(transport)) return refusedResponse()
     if (holdParameter !== null && !/^\d{1,10}$/.test(holdParameter)) return errorResponse(400, errorFrame('BAD_FRAME', 'hold: 1 to 10 digits'))
     const entries = requestCursor(url)
     if (entries instanceof Response) return entries
@@ -461,6 +460,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
           drop: () => finish(HttpResponse.error()),
         }
         const timer = setTimeout(() => finish(ndjson([])), hold)
+        ;(timer as { unref?: () => void }).unref?.()
         held.add(poll)
         request.signal.addEventListener('abort', () => {
           clearTimeout(timer)
@@ -469,7 +469,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
       })
     }
     const first = hello(transport)
-    pollSessions.set((first as { session: string }).session, new Set(entries.map((entry) => entry.channel)))
+    pollSessions.set(first.session, new Set(entries.map((entry) => entry.channel)))
     return ndjson([first, ...pollFrames(entries, true, transport)])
   })
 
@@ -490,7 +490,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
   })
 
   /** A refused HTTP transport: a network error, as from a proxy that drops the request. */
-  function refusal(): Response {
+  function refusedResponse(): Response {
     return HttpResponse.error()
   }
 
@@ -508,6 +508,9 @@ export function createPushMock(options: PushMockOptions): PushMock {
       return store(channel, event, data)
     },
     gap(channel, count = 1) {
+      if (!isChannelName(channel) || !Number.isSafeInteger(count) || count < 1) {
+        throw new TypeError(`push mock: gap(${JSON.stringify(channel)}, ${count}): a channel name and a count of at least 1`)
+      }
       const state = channelState(channel)
       // The lost messages took their offsets and never reached history.
       state.position = { epoch: state.position.epoch, offset: state.position.offset + count }
