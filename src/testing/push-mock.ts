@@ -7,6 +7,7 @@ import {
   type HelloFrame,
   type MessageFrame,
   type ServerFrame,
+  type SubscribedFrame,
   type TransportName,
 } from '../protocol/frames.js'
 import { formatCursor, formatId, isChannelName, parseCursor, parseId, type CursorEntry, type Position } from '../protocol/position.js'
@@ -201,9 +202,9 @@ export function createPushMock(options: PushMockOptions): PushMock {
    * The answer to a subscribe with `since` (or none) by the resume rules of protocol.md 4: its
    * `subscribed` frame, then the replay. The `subscribed` position is where delivery continues.
    */
-  const resume = (channel: string, since: Position | undefined, rid?: string): ServerFrame[] => {
+  const resume = (channel: string, since: Position | undefined, rid?: string): [SubscribedFrame, ...MessageFrame[]] => {
     const { position, history } = channelState(channel)
-    const subscribed = { type: 'subscribed' as const, channel, epoch: position.epoch, offset: position.offset, ...(rid !== undefined && { rid }) }
+    const subscribed: SubscribedFrame = { type: 'subscribed', channel, epoch: position.epoch, offset: position.offset, ...(rid !== undefined && { rid }) }
     if (!since) return [subscribed]
     // H: the oldest offset still in history (newest + 1 when it is empty).
     const oldest = history[0]?.offset ?? position.offset + 1
@@ -382,7 +383,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
         controller.enqueue(encoder.encode(`retry: 1000\n:${' '.repeat(2048)}\n\nid: ${formatCursor(entries)}\ndata: ${JSON.stringify(hello('sse'))}\n\n`))
         for (const { channel, position } of entries) {
           const frames = resume(channel, position)
-          const subscribed = frames[0] as { epoch: string; offset: number }
+          const [subscribed] = frames
           connection.channels.set(channel, { epoch: subscribed.epoch, offset: subscribed.offset })
           // One frame at a time, so each `id:` is the cursor after it.
           for (const frame of frames) {
@@ -410,8 +411,8 @@ export function createPushMock(options: PushMockOptions): PushMock {
     for (const { channel, position } of entries) {
       const [subscribed, ...replay] = resume(channel, position)
       // A later poll leaves out the `subscribed` that would only repeat the entry's position.
-      const repeat = !first && subscribed?.type === 'subscribed' && !subscribed.gap && subscribed.offset === position?.offset
-      if (subscribed && !repeat) {
+      const repeat = !first && !subscribed.gap && subscribed.offset === position?.offset
+      if (!repeat) {
         frames.push(subscribed)
         record({ channel, since: position && formatId(position.epoch, position.offset), transport })
       }
