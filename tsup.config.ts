@@ -10,10 +10,11 @@ const entry = {
   redis: 'src/server/brokers/redis/index.ts',
   mqtt: 'src/mqtt/index.ts',
   'mqtt-bridge': 'src/mqtt-bridge/index.ts',
+  testing: 'src/testing/index.ts',
 }
 
-// Node-only peers stay external; browsers use their globals instead. React is the app's own copy.
-const external = ['@redis/client', 'ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', 'mqtt', /^node:/]
+// Node-only peers stay external; browsers use their globals instead. React and msw are the app's own copies.
+const external = ['@redis/client', 'ws', 'isomorphic-ws', 'eventsource', 'zod', 'nanoevents', 'react', 'mqtt', 'msw', /^msw\//, /^node:/]
 
 /**
  * Property mangling, the convention: a property whose name starts with `_` (`_factory`,

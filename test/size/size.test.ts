@@ -154,6 +154,8 @@ async function measure(name: string, input: string, output: OutputOptions, extra
     // Typed channels take any Standard Schema: zod (a dependency, for the server's frames) comes
     // into a browser bundle only with an app that imports it.
     expect([...rendered].filter((id) => id.includes('node_modules/zod/')), `${name}: zod is bundled`).toEqual([])
+    // msw is for pushline/testing only, never for an app's client.
+    expect([...rendered].filter((id) => /node_modules\/(msw|@mswjs)\//.test(id)), `${name}: msw is bundled`).toEqual([])
     const result = { name, bytes: Buffer.byteLength(chunk.code), gzip, rendered, graph }
     measured.push(result)
     return result
