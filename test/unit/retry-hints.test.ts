@@ -80,15 +80,16 @@ describe('WebSocket', () => {
     const { client, open } = webSocketClient()
     const socket = open()
     const subscription = client.subscribe('news')
-    const ends: unknown[] = []
-    subscription.on('end', (failure) => ends.push(failure))
+    const failures: PushError[] = []
+    subscription.on('error', (failure) => failures.push(failure))
     const [first] = socket.framesOf('subscribe')
     socket.receive({ type: 'error', code: 'RATE_LIMITED', message: 'too many subscribes per second', rid: first!.rid, channel: 'news', retryMs: 300 })
     expect(timeUntil(() => socket.framesOf('subscribe').length === 2)).toBe(300)
     const second = socket.framesOf('subscribe')[1]!
     expect(second).toMatchObject({ channel: 'news' })
     socket.receive({ type: 'subscribed', channel: 'news', rid: second.rid, epoch: 'e', offset: 0 })
-    expect(ends).toEqual([])
+    expect(failures).toEqual([])
+    expect(subscription.active).toBe(true)
     // An unsubscribe meanwhile cancels the retry.
     const other = client.subscribe('sports')
     const refused = socket.framesOf('subscribe').at(-1)!
