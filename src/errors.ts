@@ -16,11 +16,20 @@ export class PushError extends Error {
   declare readonly status: number | undefined
   /** The close code of the WebSocket that closed (the websocket transport), if any. */
   declare readonly closeCode: number | undefined
+  /**
+   * How long (ms) the server asked the client to wait before it retries, if it did: the `retryMs`
+   * of a `close` or `RATE_LIMITED` `error` frame, or an HTTP `Retry-After`. The client's own
+   * retries honour it.
+   */
+  declare readonly retryMs: number | undefined
 
   constructor(
     code: ErrorCode,
     message: string,
-    { cause, ...fields }: { cause?: unknown; transport?: string; channel?: string; status?: number; closeCode?: number } = {},
+    {
+      cause,
+      ...fields
+    }: { cause?: unknown; transport?: string; channel?: string; status?: number; closeCode?: number; retryMs?: number } = {},
   ) {
     // An undefined cause is no cause.
     super(message, cause === undefined ? undefined : { cause })

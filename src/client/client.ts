@@ -122,6 +122,12 @@ const tooLarge = (json: string, max: number): boolean =>
 const badChannel = (name: string): PushError =>
   new PushError('INVALID_CHANNEL', `channel ${JSON.stringify(name)}: 1-128 of A-Z a-z 0-9 _.:@/-`, { channel: name })
 
+/**
+ * The longest a server's retry hint (`retryMs`, `Retry-After`) makes the client wait: a hint of
+ * hours (a misconfigured proxy) would otherwise silence the client for as long.
+ */
+const MAX_RETRY_HINT_MS = 300_000
+
 /** Failures that another transport would meet alike (a refused token or origin): no fallback for them. */
 const NOT_TRANSPORT_FAILURE = /^(UNAUTHORIZED|TOKEN_EXPIRED|ORIGIN_REJECTED)$/
 
@@ -192,8 +198,6 @@ function createCore(options: CoreClientOptions): PushClient {
   /** Backoff attempt, reset by a connection that stayed open `resetAfterMs`. */
   let attempt = 0
   let openedAt = 0
-  /** The server's `close.retryMs`: the next reconnect waits at least this long. */
-  let retryMs = 0
   /** The last request id: subscribes and publishes share one sequence, so a rid names one request. */
   let rid = 0
   let maxFrameBytes = Infinity
@@ -202,8 +206,11 @@ function createCore(options: CoreClientOptions): PushClient {
   let deadline: unknown
   let reconnectTimer: unknown
 
-  const error = (code: ErrorCode, message: string, channel?: string): PushError =>
-    new PushError(code, message, { transport: current?._factory.name, channel })
+  const error = (code: ErrorCode, message: string, channel?: string, retryMs?: number): PushError =>
+    new PushError(code, message, { transport: current?._factory.name, channel, retryMs })
+  /** A server's retry hint, bounded, with jitter on top so that the clients it refused together don't come back together. */
+  const hinted = (hint: number, attempt: number): number =>
+    Math.min(hint, MAX_RETRY_HINT_MS) + (retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random))
   const emit = <K extends keyof SubscriptionEmitterEvents>(
     channel: Channel,
     event: K,
@@ -315,12 +322,14 @@ function createCore(options: CoreClientOptions): PushClient {
     }
     if (failure) events.emit('error', failure)
     if (moved(undefined)) return // a listener closed or reconnected
-    // Another transport does not fix a refused token or origin, and a server's retryMs is to be
-    // honoured. Offline, every transport fails alike: none is to blame.
-    if (!retryMs && !NOT_TRANSPORT_FAILURE.test(failure?.code as string) && !offline() && plan?._ended(failure, wasOpen, reason)) return
-    const delay = Math.max(retryDelayMs?.(attempt) ?? backoff(attempt, { initialDelayMs, maxDelayMs }, random), retryMs)
+    // Another transport does not fix a refused token or origin, and a server's retry hint (a
+    // close frame's retryMs, a refusal's Retry-After) is to be honoured. Offline, every transport
+    // fails alike: none is to blame.
+    const hint = failure?.retryMs ?? 0
+    if (!hint && !NOT_TRANSPORT_FAILURE.test(failure?.code as string) && !offline() && plan?._ended(failure, wasOpen, reason)) return
+    // The backoff's delay, after the hint if there is one.
+    const delay = hinted(hint, attempt)
     attempt++
-    retryMs = 0
     // Offline: no retries until `online` (onLifecycle).
     if (!offline()) reconnectTimer = later(begin, delay)
     setState('reconnecting')
@@ -444,17 +453,26 @@ function createCore(options: CoreClientOptions): PushClient {
     } else if (type === 'ack') {
       settle(frame.rid, undefined, { channel: frame.channel, offset: frame.offset, id: frame.id })
     } else if (type === 'error') {
-      const failure = error(frame.code, frame.message, frame.channel)
+      const failure = error(frame.code, frame.message, frame.channel, frame.retryMs)
       const { rid: r } = frame
-      if (r && outbox.has(r)) return settle(r, failure)
+      // Over a rate: the request is sent again after the server's hint, never failed for it.
+      const limited = frame.code === 'RATE_LIMITED'
+      const pending = outbox.get(r as string)
+      if (pending) {
+        if (!limited) return settle(r as string, failure)
+        pending._sent = false
+        return void later(() => outbox.get(r as string) === pending && sendPublish(pending), hinted(frame.retryMs ?? 0, 0))
+      }
       let about = channel
       if (!about && r) for (const each of channels.values()) if (each._rid === r) about = each
       if (!about) events.emit('error', failure)
-      else if (!about._confirmed) refuse(about, failure)
+      else if (limited && !about._confirmed) {
+        const retried = about
+        later(() => channels.get(retried._name) === retried && retried._rid === r && sendSubscribe(retried), hinted(frame.retryMs ?? 0, 0))
+      } else if (!about._confirmed) refuse(about, failure)
       else emit(about, 'error', failure)
     } else if (type === 'close') {
-      retryMs = frame.retryMs ?? 0
-      drop(error(frame.code, frame.message))
+      drop(error(frame.code, frame.message, undefined, frame.retryMs))
     }
   }
 
@@ -562,7 +580,7 @@ function createCore(options: CoreClientOptions): PushClient {
       share?.close()
       teardown()
       cancel(reconnectTimer)
-      attempt = retryMs = 0
+      attempt = 0
       lastTransport = undefined
       for (const key of [...outbox.keys()]) settle(key, new PushError('CLIENT_CLOSED', 'client closed'))
       setState('closed')

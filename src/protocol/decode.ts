@@ -25,7 +25,7 @@ const FIELDS: Record<string, string> = {
   message: 'schannel sevent noffset iid',
   gap: 'schannel sreason eepoch noffset',
   ack: 'srid schannel noffset iid',
-  error: 'scode smessage Srid Schannel',
+  error: 'scode smessage Srid Schannel NretryMs',
   ping: '',
   close: 'scode smessage NretryMs',
   presence: 'schannel saction',

@@ -106,6 +106,8 @@ export interface ErrorFrame {
   message: string
   rid?: string
   channel?: string
+  /** With `RATE_LIMITED`: retry the request (or reconnect) no sooner than this (ms). */
+  retryMs?: number
 }
 
 /** A member of a presence channel, as presence frames carry it. */

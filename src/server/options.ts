@@ -247,20 +247,23 @@ export interface PushServerOptions<I extends Identity = Identity> {
    */
   maxRequestsInFlight?: number
   /**
-   * Long-lived connections (WebSocket, SSE, iframe streams; polls are requests and don't count)
-   * open at once. One more is refused: a WebSocket gets a `close` frame `RATE_LIMITED` with
-   * `retryMs`, then close code 1013; SSE and iframe requests get 503 `RATE_LIMITED` with `Retry-After`.
+   * Connections open at once: WebSocket, SSE and iframe streams, and poll sessions (a poll client
+   * takes a place with its first poll and keeps it while it polls; it is freed `heartbeatMs` +
+   * `heartbeatGraceMs` after its last poll). One more is refused: a WebSocket gets a `close` frame
+   * `RATE_LIMITED` with `retryMs`, then close code 1013; SSE and poll requests get 503
+   * `RATE_LIMITED` with `Retry-After` (and `retryMs` in the error frame); an iframe request a 503
+   * document that posts the `close` frame.
    * @default 20_000
    */
   maxConnections?: number
   /**
-   * Long-lived connections from one client address (see `clientIp`: behind a proxy, set it,
+   * Connections (as for `maxConnections`) from one client address (see `clientIp`: behind a proxy, set it,
    * or every client counts as the proxy's address). Refused as for `maxConnections`.
    * @default 1000
    */
   maxConnectionsPerIp?: number
   /**
-   * New long-lived connections accepted per second, over all clients (a token bucket with a
+   * New connections (a poll session: its first poll) accepted per second, over all clients (a token bucket with a
    * second's worth of burst). Refused as for `maxConnections`, with `retryMs` when the next is
    * accepted plus up to 2 s of jitter, so a reconnect storm after a restart is spread out.
    * @default 500
@@ -269,27 +272,32 @@ export interface PushServerOptions<I extends Identity = Identity> {
   /**
    * `subscribe` frames per second on one WebSocket connection (a token bucket whose burst is
    * twice this or `maxSubscriptions`, whichever is more, so a reconnect resubscribes everything
-   * at once). One more is answered with an `error` frame `RATE_LIMITED` naming the subscribe.
-   * Stream cursors (SSE, polls, iframe) are bounded by `maxSubscriptions` per request instead.
+   * at once). One more is answered with an `error` frame `RATE_LIMITED` naming the subscribe, with
+   * `retryMs`. Over HTTP the same rate is counted per client address (see `clientIp`): the entries
+   * of an SSE or iframe stream's cursor are subscribes, and a poll session's on its first poll and
+   * whenever they change; over it the request is answered 429 `RATE_LIMITED` with `Retry-After`.
    * @default 100
    */
   maxSubscribesPerSecond?: number
   /**
    * `publish` frames per second on one WebSocket connection (burst: twice this). One more is
-   * answered with an `error` frame `RATE_LIMITED` carrying its `rid`.
+   * answered with an `error` frame `RATE_LIMITED` carrying its `rid` and `retryMs`. `POST
+   * <path>/publish` requests count per client address (see `clientIp`): over it, 429 `RATE_LIMITED`.
    * @default 100
    */
   maxPublishesPerSecond?: number
   /**
    * Bytes per second read from one WebSocket connection (burst: this or 4 × `maxFrameBytes`,
    * whichever is more). A client sending faster is not refused: the server stops reading it
-   * until the rate allows, and its frames wait in its own buffers.
+   * until the rate allows, and its frames wait in its own buffers. The bodies of `POST
+   * <path>/publish` count per client address: a body over the rate is taken, and the address's
+   * next publishes are answered 429 `RATE_LIMITED` until the rate has caught up.
    * @default 1_048_576 (1 MiB)
    */
   maxReceiveBytesPerSecond?: number
   /**
    * The client address that per-client limits (`maxRequestsInFlight` of HTTP publishes,
-   * `maxConnectionsPerIp`) are counted by. Behind a reverse proxy every request comes from the
+   * `maxConnectionsPerIp`, the rates of the HTTP endpoints) are counted by. Behind a reverse proxy every request comes from the
    * proxy: read the address the proxy adds, and only from a proxy you run, for example
    * `(req) => String(req.headers['x-real-ip'] ?? req.socket.remoteAddress)` behind nginx with
    * `proxy_set_header X-Real-IP $remote_addr`, or the last entry of `X-Forwarded-For`.

@@ -29,7 +29,7 @@ import type {
   ServerTransport,
 } from './options.js'
 import { createAuthenticator } from './policy/authentication.js'
-import { ConnectionLimits, KeyedCounter, socketAddress } from './policy/limits.js'
+import { AddressRates, ConnectionLimits, KeyedCounter, PollSessions, socketAddress } from './policy/limits.js'
 import { AccessPolicy } from './policy/authorization.js'
 import { OriginPolicy, upgradeRefusal } from './policy/cors.js'
 import { Publisher, jsonSnapshot } from './policy/publisher.js'
@@ -62,6 +62,7 @@ class PushServerImpl implements PushServer {
 
   constructor(options: PushServerOptions) {
     const heartbeatMs = positive('heartbeatMs', Math.min(options.heartbeatMs ?? 20_000, MAX_TIMER_MS))
+    const heartbeatGraceMs = options.heartbeatGraceMs ?? 10_000
     const maxFrameBytes = positive('maxFrameBytes', options.maxFrameBytes ?? 65_536)
     const maxSubscriptions = positive('maxSubscriptions', options.maxSubscriptions ?? 256)
     const logger = options.logger ?? console
@@ -105,7 +106,7 @@ class PushServerImpl implements PushServer {
     this.#hub = new Hub({
       broker: this.#broker,
       heartbeatMs,
-      heartbeatGraceMs: options.heartbeatGraceMs ?? 10_000,
+      heartbeatGraceMs,
       maxSubscriptions,
       maxBufferedBytes,
       brokerLingerMs: Math.min(brokerLingerMs, MAX_TIMER_MS),
@@ -149,7 +150,9 @@ class PushServerImpl implements PushServer {
       // At least a few of the largest frames at once.
       receiveBurst: Math.max(receiveBytesPerSecond, 4 * maxFrameBytes),
     }
-    const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello, limits, clientIp }
+    // HTTP requests have no connection to count rates on: the HTTP endpoints count them per client address.
+    const httpRates = new AddressRates(rates)
+    const streams = { hub: this.#hub, authenticate, maxSubscriptions, hello, limits, rates: httpRates, clientIp }
 
     const routes = new Map<string, Endpoint>()
     routes.set(
@@ -159,6 +162,7 @@ class PushServerImpl implements PushServer {
         authenticate,
         maxFrameBytes,
         inFlight: new KeyedCounter(maxRequestsInFlight),
+        rates: httpRates,
         clientIp,
       }),
     )
@@ -183,7 +187,9 @@ class PushServerImpl implements PushServer {
     // Both polling transports share one endpoint; with long-polling off every poll is answered at once.
     if (offers('long-polling') || offers('short-polling')) {
       const maxHoldMs = offers('long-polling') ? longPollHoldMs : 0
-      routes.set('poll', new PollEndpoint({ ...streams, maxHoldMs, maxBufferedBytes }))
+      // A poll session keeps its place while it polls, and as long after as a silent WebSocket is kept.
+      const sessions = new PollSessions(limits, Math.min(heartbeatMs + heartbeatGraceMs, MAX_TIMER_MS))
+      routes.set('poll', new PollEndpoint({ ...streams, maxHoldMs, maxBufferedBytes, sessions }))
     }
     if (offers('iframe')) {
       routes.set('iframe', new IframeEndpoint({ ...streams, origins, maxBytes: iframeMaxBytes }))

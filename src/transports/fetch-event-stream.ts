@@ -1,3 +1,4 @@
+import { retryAfter } from './http.js'
 import type { FetchLike } from './transport.js'
 
 /** What {@link openFetchEventStream} needs: the request, and where its events and its end go. */
@@ -9,10 +10,10 @@ export interface FetchEventStreamInit {
   /** The `data` of each event, as EventSource's `message` event would carry it. */
   onData: (data: string) => void
   /**
-   * The stream ended or could not open: with the status and body of a refusal (any status but
-   * 200), else with neither (the connection broke, or the server ended the stream).
+   * The stream ended or could not open: with the status, body and `Retry-After` (ms) of a refusal
+   * (any status but 200), else with neither (the connection broke, or the server ended the stream).
    */
-  onEnd: (status?: number, body?: string) => void
+  onEnd: (status?: number, body?: string, retryMs?: number) => void
 }
 
 /**
@@ -27,11 +28,11 @@ export interface FetchEventStreamInit {
 export function openFetchEventStream(url: string, init: FetchEventStreamInit): () => void {
   const abort = new AbortController()
   let closed = false
-  const end = (status?: number, body?: string): void => {
+  const end = (status?: number, body?: string, retryMs?: number): void => {
     if (closed) return
     closed = true
     abort.abort()
-    init.onEnd(status, body)
+    init.onEnd(status, body, retryMs)
   }
   // Called as a plain function: a browser's fetch throws "Illegal invocation" when called as a
   // method of another object.
@@ -43,7 +44,7 @@ export function openFetchEventStream(url: string, init: FetchEventStreamInit): (
     signal: abort.signal,
   })
     .then(async (response) => {
-      if (response.status !== 200) return end(response.status, await response.text())
+      if (response.status !== 200) return end(response.status, await response.text(), retryAfter(response))
       const reader = (response.body as ReadableStream<Uint8Array>).getReader()
       const decoder = new TextDecoder()
       // The unfinished last line, and the data of the event being read.

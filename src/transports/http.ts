@@ -54,14 +54,16 @@ export const toPushError = (error: unknown, transport: TransportName, url?: URL)
  * body (protocol.md 3.3), else the status and what the body looks like, so that a wrong URL (an
  * app's HTML page, another server's 404) says so.
  */
-export function refusal(transport: TransportName, status?: number, body = '', url?: URL): PushError {
+export function refusal(transport: TransportName, status?: number, body = '', url?: URL, retryMs?: number): PushError {
   let frame: ServerFrame | undefined
   try {
     frame = decodeServerFrame(body)
   } catch {
     // not a frame (a proxy's error page, an app's page): the status and the body tell
   }
-  if (frame?.type === 'error') return new PushError(frame.code, frame.message, { transport, channel: frame.channel, status })
+  if (frame?.type === 'error') {
+    return new PushError(frame.code, frame.message, { transport, channel: frame.channel, status, retryMs: frame.retryMs ?? retryMs })
+  }
   const where = url ? ` ${url.origin}${url.pathname}` : ''
   const excerpt = body.trim().slice(0, 60).replace(/\s+/g, ' ')
   const what = /^<(!doctype|html|head|body)/i.test(excerpt)
@@ -70,17 +72,21 @@ export function refusal(transport: TransportName, status?: number, body = '', ur
   return new PushError(
     status === 401 ? 'UNAUTHORIZED' : 'TRANSPORT_FAILED',
     `${transport}${where}` + (status ? ` answered HTTP ${status}` + (what && ` with ${what}`) : ' failed'),
-    { transport, status },
+    { transport, status, retryMs },
   )
 }
 
-/** A request with the token's Authorization header; resolves with the status and the body. */
-export const request = (context: TransportContext, url: URL, init: RequestInit = {}): Promise<[number, string]> =>
+/** A response's `Retry-After` in ms (its seconds form; a date is not read), or undefined. */
+export const retryAfter = (response: Response): number | undefined =>
+  +(response.headers.get('retry-after') as string) * 1000 || undefined
+
+/** A request with the token's Authorization header; resolves with the status, the body and its `Retry-After` (ms). */
+export const request = (context: TransportContext, url: URL, init: RequestInit = {}): Promise<[number, string, number?]> =>
   (context.platform.fetch ?? fetch)(url.href, {
     ...init,
     credentials: context.withCredentials ? 'include' : 'same-origin',
     headers: { ...(init.headers as Record<string, string>), ...authHeaders(context.token) },
-  }).then(async (response) => [response.status, await response.text()])
+  }).then(async (response) => [response.status, await response.text(), retryAfter(response)])
 
 /**
  * Opens one stream for `url`, whose `cursor` parameter is set. It hands each frame to `deliver`
@@ -218,7 +224,7 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(frame),
     })
-      .then(([status, body]) => {
+      .then(([status, body, retryMs]) => {
         if (closed) return
         let reply: ServerFrame | undefined
         try {
@@ -226,8 +232,9 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
         } catch {
           // not a frame (a proxy's error page, a wrong URL): the refusal below says what it was
         }
-        if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status, body, url)
-        context.onFrame({ ...reply, rid: frame.rid })
+        if (reply?.type !== 'ack' && reply?.type !== 'error') throw refusal(name, status, body, url, retryMs)
+        // A 429's Retry-After is the hint of an error frame that has none.
+        context.onFrame({ retryMs, ...reply, rid: frame.rid } as ServerFrame)
       })
       .catch((error: unknown) => fail(toPushError(error, name, url)))
   }

@@ -30,10 +30,10 @@ export function pollTransport(
           if (hold !== undefined) query.set('hold', String(hold))
           const current = (controller = new AbortController())
           request(context, url, { signal: current.signal })
-            .then(([status, body]) => {
+            .then(([status, body, retryMs]) => {
               if (current !== controller) return
               // Not pushline (an app's page, another server): every answer of ours is frames or empty.
-              if (status > 204 || (body && body[0] !== '{')) throw refusal(name, status, body, url)
+              if (status > 204 || (body && body[0] !== '{')) throw refusal(name, status, body, url, retryMs)
               if (status === 204) deliver({ type: 'ping' })
               for (const line of body.split('\n')) {
                 let frame = line ? decodeServerFrame(line) : undefined

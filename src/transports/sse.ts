@@ -1,7 +1,7 @@
 import * as eventsource from 'eventsource'
 import { PushError } from '../errors.js'
 import { openFetchEventStream } from './fetch-event-stream.js'
-import { authHeaders, refusal, streamFactory, toPushError } from './http.js'
+import { authHeaders, refusal, retryAfter, streamFactory, toPushError } from './http.js'
 import type { EventSourceConstructor, FetchLike, TransportFactory } from './transport.js'
 
 export interface SseOptions {
@@ -41,7 +41,7 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
             credentials: credentials ? 'include' : 'same-origin',
             onData: deliver,
             // A refusal's body is its error frame; else the stream broke or ended.
-            onEnd: (status, body) => fail(refusal('sse', status, body)),
+            onEnd: (status, body, retryMs) => fail(refusal('sse', status, body, undefined, retryMs)),
           })
         }
         // A refused stream (400/401) carries an error frame as body; the EventSource API hides it,
@@ -64,7 +64,7 @@ export function sse({ withCredentials = false }: SseOptions = {}): TransportFact
           status = response.status
           // Not an event stream: a refusal (its error frame), or not pushline (an HTML page, say).
           if (response.status !== 200 || !response.headers.get('content-type')?.startsWith('text/event-stream')) {
-            refused = refusal('sse', response.status, await response.clone().text(), url)
+            refused = refusal('sse', response.status, await response.clone().text(), url, retryAfter(response))
           }
           return response
         }

@@ -521,14 +521,16 @@ describe('reconnect', () => {
     expect(waits).toEqual([50, 100, 175, 175])
   })
 
-  it("honours a close frame's retryMs", () => {
-    const { client, ws, open, codes } = setup()
+  it("honours a close frame's retryMs: waits it, then the backoff's jitter", () => {
+    const { client, ws, open, codes, log } = setup()
     const socket = open()
     socket.receive({ type: 'close', code: 'SERVER_SHUTDOWN', message: 'bye', retryMs: 4000 })
     expect(codes()).toEqual(['SERVER_SHUTDOWN'])
+    expect(log.errors[0]?.retryMs).toBe(4000)
     expect(socket.closedWith).toBe(1000)
     expect(client.state).toBe('reconnecting')
-    vi.advanceTimersByTime(3999)
+    // 4000 ms, then attempt 0's backoff: 500 ms with the jitter at its maximum.
+    vi.advanceTimersByTime(4499)
     expect(ws.sockets).toHaveLength(1)
     vi.advanceTimersByTime(1)
     expect(ws.sockets).toHaveLength(2)

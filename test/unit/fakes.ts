@@ -159,7 +159,7 @@ export interface FetchCall {
   init: RequestInit
   /** The request's AbortSignal fired (the promise then rejected with an AbortError). */
   aborted: boolean
-  respond(status: number, body?: unknown): void
+  respond(status: number, body?: unknown, headers?: Record<string, string>): void
   reject(error: Error): void
 }
 
@@ -172,8 +172,8 @@ export function fakeFetch() {
         url: String(input),
         init,
         aborted: false,
-        respond: (status, body = '') =>
-          resolve(new Response(status === 204 ? null : typeof body === 'string' ? body : JSON.stringify(body), { status })),
+        respond: (status, body = '', headers) =>
+          resolve(new Response(status === 204 ? null : typeof body === 'string' ? body : JSON.stringify(body), { status, headers })),
         reject,
       }
       init.signal?.addEventListener('abort', () => {

@@ -101,7 +101,8 @@ describe('fallback', () => {
     expect(ws.instances).toHaveLength(2)
     ws.last.hello([...ALL])
     ws.last.receive({ type: 'close', code: 'SERVER_SHUTDOWN', message: 'bye', retryMs: 100 })
-    vi.advanceTimersByTime(1000)
+    // The hint, then the backoff of attempt 1 (1000 ms with the jitter at its maximum).
+    vi.advanceTimersByTime(1100)
     expect(ws.instances).toHaveLength(3)
     expect(sse.instances).toHaveLength(0)
     expect(log.fallbacks).toEqual([])

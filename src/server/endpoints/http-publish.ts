@@ -4,7 +4,8 @@ import type { ErrorCode } from '../../protocol/frames.js'
 import { errorFrame } from '../hub/out-frame.js'
 import { refusalStatus } from '../policy/authentication.js'
 import type { Authenticator } from '../policy/authentication.js'
-import type { KeyedCounter } from '../policy/limits.js'
+import { rateRetryMs, refusalHeaders } from '../policy/limits.js'
+import type { AddressRates, ClientRates, KeyedCounter } from '../policy/limits.js'
 import { decodeFrame, httpPublishSchema } from '../policy/frame-schema.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
@@ -29,6 +30,8 @@ export interface HttpPublishEndpointOptions {
   maxFrameBytes: number
   /** Publishes in flight per client address. */
   inFlight: KeyedCounter
+  /** maxPublishesPerSecond and maxReceiveBytesPerSecond, per client address. */
+  rates: AddressRates
   clientIp: (req: IncomingMessage) => string
 }
 
@@ -38,6 +41,7 @@ export class HttpPublishEndpoint implements Endpoint {
   readonly #authenticate: Authenticator
   readonly #maxFrameBytes: number
   readonly #inFlight: KeyedCounter
+  readonly #rates: AddressRates
   readonly #clientIp: (req: IncomingMessage) => string
 
   constructor(options: HttpPublishEndpointOptions) {
@@ -45,6 +49,7 @@ export class HttpPublishEndpoint implements Endpoint {
     this.#authenticate = options.authenticate
     this.#maxFrameBytes = options.maxFrameBytes
     this.#inFlight = options.inFlight
+    this.#rates = options.rates
     this.#clientIp = options.clientIp
   }
 
@@ -56,17 +61,23 @@ export class HttpPublishEndpoint implements Endpoint {
     // Bounded like a WebSocket's queue: a client can't have the server read and hold
     // more than maxRequestsInFlight publishes at once (each up to maxFrameBytes).
     const client = this.#clientIp(req)
-    if (!this.#inFlight.acquire(client)) {
-      return this.#fail(req, res, 'RATE_LIMITED', 'too many publishes in flight', undefined, { 'Retry-After': '1' })
-    }
+    if (!this.#inFlight.acquire(client)) return this.#refuse(req, res, 'too many publishes in flight', rateRetryMs(500))
     try {
-      await this.#publish(req, res)
+      // The rates of a WebSocket connection, per client address. Bytes are charged once read,
+      // so a body over the rate is taken and the next publish waits until the debt is paid.
+      const rates = this.#rates.of(client)
+      const owedMs = rates.receivedBytes.waitMs(0)
+      if (owedMs > 0) return this.#refuse(req, res, 'too many bytes per second', rateRetryMs(owedMs))
+      if (!rates.publishes.take()) {
+        return this.#refuse(req, res, 'too many publishes per second', rateRetryMs(rates.publishes.waitMs()))
+      }
+      await this.#publish(req, res, rates)
     } finally {
       this.#inFlight.release(client)
     }
   }
 
-  async #publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async #publish(req: IncomingMessage, res: ServerResponse, rates: ClientRates): Promise<void> {
     const verdict = await this.#authenticate('http', req.headers)
     if (!verdict.ok) return this.#fail(req, res, verdict.code, verdict.message, refusalStatus(verdict.code))
     if (!isJsonContentType(req.headers['content-type'])) {
@@ -74,6 +85,7 @@ export class HttpPublishEndpoint implements Endpoint {
       return this.#fail(req, res, 'BAD_FRAME', 'Content-Type must be application/json')
     }
     const body = await readBody(req, this.#maxFrameBytes, BODY_TIMEOUT_MS)
+    if (body.ok) rates.receivedBytes.spend(body.bytes)
     if (!body.ok) {
       if (body.reason === 'too-large') {
         this.#fail(req, res, 'FRAME_TOO_LARGE', `body exceeds ${this.#maxFrameBytes} bytes`)
@@ -97,6 +109,11 @@ export class HttpPublishEndpoint implements Endpoint {
     sendFrame(res, answer.type === 'ack' ? 200 : (STATUS[answer.code] ?? 400), answer)
   }
 
+  /** 429 `RATE_LIMITED` with the retry hint as `retryMs` in the body and `Retry-After`. */
+  #refuse(req: IncomingMessage, res: ServerResponse, message: string, retryMs: number): void {
+    this.#fail(req, res, 'RATE_LIMITED', message, 429, refusalHeaders(retryMs), retryMs)
+  }
+
   #fail(
     req: IncomingMessage,
     res: ServerResponse,
@@ -104,10 +121,11 @@ export class HttpPublishEndpoint implements Endpoint {
     message: string,
     status = STATUS[code] ?? 400,
     extra: Record<string, string> = {},
+    retryMs?: number,
   ): void {
     // The body may still be arriving: let it drain, and don't keep the connection for another request.
     const headers: Record<string, string> = req.complete ? { ...extra } : { ...extra, Connection: 'close' }
     req.resume()
-    sendFrame(res, status, errorFrame(code, message), headers)
+    sendFrame(res, status, errorFrame(code, message, { retryMs }), headers)
   }
 }

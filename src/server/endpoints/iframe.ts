@@ -9,7 +9,8 @@ import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
 import { ResponseStreamConnection, startStreamResponse } from './response-stream.js'
 import { admitLongLived, admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
-import type { StreamRequestContext } from './stream-request.js'
+import type { Refuse, StreamRequestContext } from './stream-request.js'
+import { refusalHeaders } from '../policy/limits.js'
 
 const SCRIPT_ESCAPES: Record<string, string> = {
   '<': '\\u003c',
@@ -128,6 +129,36 @@ export interface IframeEndpointOptions extends StreamRequestContext {
   hello: (session: string) => OutFrame
 }
 
+function documentHeaders(nonce: string): Record<string, string> {
+  return {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'X-Content-Type-Options': 'nosniff',
+    // Defence in depth: should a frame ever break out of its script, nothing it injects can run or load.
+    'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'`,
+  }
+}
+
+/**
+ * A refusal (a connection limit or a rate) as the iframe can say it: the page can read neither the
+ * status nor the body of its iframe, so the 503/429 answer (with `Retry-After`) is a document that
+ * posts a `close` frame `RATE_LIMITED` with `retryMs`, as a refused WebSocket gets.
+ */
+function refuseInDocument(res: ServerResponse, origin: string): Refuse {
+  return (status, message, retryMs) => {
+    if (res.headersSent || res.destroyed) return
+    const nonce = randomBytes(16).toString('base64url')
+    const close = closeFrame('RATE_LIMITED', message, retryMs).encoded(SCRIPT_ARGUMENT).literal
+    const body = `${prologue(nonce, origin)}${PADDING}<script nonce="${nonce}">f(${close}${SCRIPT_END}`
+    res.writeHead(status, {
+      ...documentHeaders(nonce),
+      ...refusalHeaders(retryMs),
+      'Content-Length': String(Buffer.byteLength(body)),
+    })
+    res.end(body)
+  }
+}
+
 /** `GET <base>/iframe?cursor=<stream cursor>&origin=<parent origin>` (protocol.md 3.7). */
 export class IframeEndpoint implements Endpoint {
   readonly #options: IframeEndpointOptions
@@ -148,18 +179,13 @@ export class IframeEndpoint implements Endpoint {
       sendFrame(res, 403, errorFrame('ORIGIN_REJECTED', `origin ${origin} is not allowed`))
       return
     }
-    if (!admitLongLived(req, res, this.#options)) return
-    const admitted = await admitStreamRequest(req, res, query, 'iframe', this.#options)
+    const refuse = refuseInDocument(res, origin)
+    if (!admitLongLived(req, res, this.#options, refuse)) return
+    const admitted = await admitStreamRequest(req, res, query, 'iframe', this.#options, { refuse })
     if (!admitted) return
 
     const nonce = randomBytes(16).toString('base64url')
-    startStreamResponse(req, res, {
-      'Content-Type': 'text/html; charset=utf-8',
-      'Cache-Control': 'no-store',
-      'X-Content-Type-Options': 'nosniff',
-      // Defence in depth: should a frame ever break out of its script, nothing it injects can run or load.
-      'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'`,
-    })
+    startStreamResponse(req, res, documentHeaders(nonce))
     const head = prologue(nonce, origin) + PADDING
     res.write(head)
 

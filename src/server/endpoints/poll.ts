@@ -5,7 +5,8 @@ import { FrameEncoding, errorFrame } from '../hub/out-frame.js'
 import type { OutFrame } from '../hub/out-frame.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
-import { admitStreamRequest, cursorRequests, openHubConnection, requireGet } from './stream-request.js'
+import type { PollSessions } from '../policy/limits.js'
+import { admitStreamRequest, cursorRequests, openHubConnection, refuseWithFrame, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
 
 /**
@@ -164,6 +165,8 @@ export interface PollEndpointOptions extends StreamRequestContext {
   /** Caps answers further: a poll never holds more than the slow-consumer limit. */
   maxBufferedBytes: number
   hello: (session: string) => OutFrame
+  /** The places of poll sessions in the connection limits. */
+  sessions: PollSessions
 }
 
 /** `GET <base>/poll?cursor=<stream cursor>[&hold=<ms>][&session=<id>]` (protocol.md 3.5, 3.6). */
@@ -172,6 +175,10 @@ export class PollEndpoint implements Endpoint {
 
   constructor(options: PollEndpointOptions) {
     this.#options = options
+  }
+
+  close(): void {
+    this.#options.sessions.close()
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -190,7 +197,12 @@ export class PollEndpoint implements Endpoint {
     // The client may lower the hold, never raise it.
     const holdMs = holdParam === null ? maxHoldMs : Math.min(Number(holdParam), maxHoldMs)
     const transport = holdMs === 0 ? 'short-polling' : 'long-polling'
-    const admitted = await admitStreamRequest(req, res, query, transport, this.#options)
+    // A session counts in the connection limits as one connection, for as long as it polls.
+    const admission = this.#options.sessions.admit(sessionParam ?? undefined, this.#options.clientIp(req))
+    if (!admission.ok) return refuseWithFrame(res)(503, admission.message, admission.retryMs)
+    const { place } = admission
+    res.once('close', place.end)
+    const admitted = await admitStreamRequest(req, res, query, transport, this.#options, { charges: place.charges })
     if (!admitted) return
 
     const connection: PollConnection = new PollConnection(res, hub.scheduler, {
@@ -199,6 +211,7 @@ export class PollEndpoint implements Endpoint {
       maxAnswerBytes: Math.min(MAX_ANSWER_BYTES, maxBufferedBytes),
       release: () => hub.remove(connection),
     })
+    place.bind(connection.session)
     // protocol.md 3.5: the first poll (no session) is a handshake: it gets hello
     // and a subscribed per entry; later polls continue the positions they carry.
     const first = sessionParam === null

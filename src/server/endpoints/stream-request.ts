@@ -8,7 +8,8 @@ import type { OutFrame } from '../hub/out-frame.js'
 import type { Identity } from '../options.js'
 import { refusalStatus } from '../policy/authentication.js'
 import type { Authenticator } from '../policy/authentication.js'
-import type { ConnectionLimits } from '../policy/limits.js'
+import { rateRetryMs, refusalHeaders } from '../policy/limits.js'
+import type { AddressRates, ConnectionLimits } from '../policy/limits.js'
 import { sendFrame } from './http-io.js'
 import { parseRequestCursor } from './stream-cursor.js'
 
@@ -21,21 +22,53 @@ export interface StreamRequestContext {
   hub: Hub
   authenticate: Authenticator
   maxSubscriptions: number
-  /** Places for long-lived streams (SSE, iframe); polls are requests and don't take one. */
+  /** Places for long-lived streams (SSE, iframe); poll sessions take theirs through PollSessions. */
   limits: ConnectionLimits
+  /** Rates per client address: a cursor's entries are subscribes. */
+  rates: AddressRates
   clientIp: (req: IncomingMessage) => string
+}
+
+/** Answers a request over a connection limit (503) or a rate (429) with `RATE_LIMITED` and its retry hint. */
+export type Refuse = (status: 429 | 503, message: string, retryMs: number) => void
+
+/** The refusal of a request whose client reads the body: an error frame with `retryMs`, and `Retry-After`. */
+export function refuseWithFrame(res: ServerResponse): Refuse {
+  return (status, message, retryMs) =>
+    sendFrame(res, status, errorFrame('RATE_LIMITED', message, { retryMs }), refusalHeaders(retryMs))
+}
+
+/**
+ * Charges `count` subscribes (a cursor's entries) to the client address's rate
+ * (`maxSubscribesPerSecond`); over it refuses with 429 and returns false.
+ */
+export function chargeSubscribes(
+  req: IncomingMessage,
+  context: StreamRequestContext,
+  count: number,
+  refuse: Refuse,
+): boolean {
+  if (count === 0) return true
+  const subscribes = context.rates.of(context.clientIp(req)).subscribes
+  if (subscribes.take(count)) return true
+  refuse(429, 'too many subscribes per second', rateRetryMs(subscribes.waitMs(count)))
+  return false
 }
 
 /**
  * Takes a place for a long-lived stream (SSE, the iframe stream), freed when
  * its response closes; over a connection limit answers 503 `RATE_LIMITED`
- * with `Retry-After` and returns false.
+ * with `Retry-After` (and `retryMs` in the body) and returns false.
  */
-export function admitLongLived(req: IncomingMessage, res: ServerResponse, context: StreamRequestContext): boolean {
+export function admitLongLived(
+  req: IncomingMessage,
+  res: ServerResponse,
+  context: StreamRequestContext,
+  refuse: Refuse = refuseWithFrame(res),
+): boolean {
   const admission = context.limits.admit(context.clientIp(req))
   if (!admission.ok) {
-    const retryAfter = String(Math.max(1, Math.ceil(admission.retryMs / 1000)))
-    sendFrame(res, 503, errorFrame('RATE_LIMITED', admission.message), { 'Retry-After': retryAfter })
+    refuse(503, admission.message, admission.retryMs)
     return false
   }
   res.once('close', admission.release)
@@ -56,9 +89,11 @@ export interface AdmittedRequest {
 }
 
 /**
- * Authenticates the request (protocol.md 3.1) and parses its `cursor`
- * parameter (3.3), answering 401, 400 or 503 itself. Returns the identity and
- * the cursor's entries, or undefined when the request has been answered or has gone.
+ * Authenticates the request (protocol.md 3.1), parses its `cursor` parameter
+ * (3.3) and charges its entries as subscribes (`charges` says whether to: a
+ * poll continuing its session's channels is not charged again), answering 401,
+ * 400, 429 or 503 itself. Returns the identity and the cursor's entries, or
+ * undefined when the request has been answered or has gone.
  */
 export async function admitStreamRequest(
   req: IncomingMessage,
@@ -66,6 +101,7 @@ export async function admitStreamRequest(
   query: URLSearchParams,
   transport: TransportName,
   context: StreamRequestContext,
+  { refuse = refuseWithFrame(res), charges = () => true }: { refuse?: Refuse; charges?: (channels: string[]) => boolean } = {},
 ): Promise<AdmittedRequest | undefined> {
   const { hub, authenticate, maxSubscriptions } = context
   const verdict = await authenticate(transport, req.headers)
@@ -78,6 +114,8 @@ export async function admitStreamRequest(
     sendFrame(res, 400, errorFrame(parsed.code, parsed.message))
     return undefined
   }
+  const channels = parsed.entries.map((entry) => entry.channel)
+  if (charges(channels) && !chargeSubscribes(req, context, channels.length, refuse)) return undefined
   // The client may have gone, or the server begun closing, while the app was authenticating.
   if (res.destroyed || req.destroyed) return undefined
   if (!hub.isOpen) {

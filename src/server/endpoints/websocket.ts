@@ -9,7 +9,7 @@ import { FrameEncoding, OutFrame, closeFrame, errorFrame } from '../hub/out-fram
 import type { Logger } from '../options.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
-import { TokenBucket } from '../policy/limits.js'
+import { TokenBucket, rateRetryMs } from '../policy/limits.js'
 import type { ConnectionLimits } from '../policy/limits.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
@@ -337,7 +337,8 @@ export class WebSocketEndpoint implements Endpoint {
     switch (frame.type) {
       case 'subscribe':
         if (!connection.subscribes.take()) {
-          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many subscribes per second', frame)))
+          const retryMs = rateRetryMs(connection.subscribes.waitMs())
+          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many subscribes per second', { ...frame, retryMs })))
           return
         }
         this.#serially(connection, () => this.#options.hub.subscribe(connection, [frame]))
@@ -348,7 +349,8 @@ export class WebSocketEndpoint implements Endpoint {
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
         if (!connection.publishes.take()) {
-          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many publishes per second', { rid, channel })))
+          const retryMs = rateRetryMs(connection.publishes.waitMs())
+          connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many publishes per second', { rid, channel, retryMs })))
           return
         }
         const origin = { transport: 'websocket' as const, session: connection.session, headers, identity: connection.identity, client }

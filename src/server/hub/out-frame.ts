@@ -123,11 +123,12 @@ export function quoteForMessage(text: string): string {
 export function errorFrame(
   code: ErrorCode,
   message: string,
-  about: { rid?: string | undefined; channel?: string | undefined } = {},
+  about: { rid?: string | undefined; channel?: string | undefined; retryMs?: number | undefined } = {},
 ): ErrorFrame {
   const frame: ErrorFrame = { type: 'error', code, message }
   if (about.rid !== undefined) frame.rid = about.rid
   if (about.channel !== undefined) frame.channel = about.channel
+  if (about.retryMs !== undefined) frame.retryMs = about.retryMs
   return frame
 }
 
