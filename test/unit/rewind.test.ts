@@ -97,7 +97,7 @@ describe('rewind on subscribe', () => {
     for (const options of [{ rewind: 2, since: 'e-1' }, { rewind: -1 }, { rewind: 1.5 }, { rewind: Number.NaN }]) {
       expect(() => client.subscribe('x', undefined, options)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
     }
-    expect(() => client.subscribe('x', undefined, { rewind: 2, since: 'e-1' })).toThrow(/not with since/)
+    expect(() => client.subscribe('x', undefined, { rewind: 2, since: 'e-1' })).toThrow(/without since/)
   })
 
   it('delivers the rewound messages, then live ones, through async iteration', async () => {
