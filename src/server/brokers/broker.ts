@@ -32,7 +32,8 @@ export interface RecoverOptions {
    * At most this many messages (the oldest first), with `more` set when the
    * channel has newer ones. The hub replays history in pages of this size so
    * that a resume never holds a channel's whole history for one connection.
-   * A broker that ignores it returns everything, as before; the hub copes.
+   * Every broker keeps it (the broker suite checks); the hub would cope with
+   * one that returned everything, but not within its memory bound.
    */
   limit?: number
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from '@redis/client'
 import { PushError } from '../../../errors.js'
 import type { Position } from '../../../protocol/position.js'
-import type { Broker, Recovery, StoredMessage } from '../broker.js'
+import type { Broker, RecoverOptions, Recovery, StoredMessage } from '../broker.js'
 import { ChannelFeed, type HistoryRead } from './channel-feed.js'
 import { channelKeys, type ChannelKeys } from './keys.js'
 import { PUBLISH_SCRIPT, READ_SCRIPT, RECOVER_SCRIPT, type LuaScript } from './scripts.js'
@@ -113,22 +113,26 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async recover(channel: string, since: Position | undefined): Promise<Recovery> {
+  async recover(channel: string, since: Position | undefined, options: RecoverOptions = {}): Promise<Recovery> {
     const keys = channelKeys(this.#keyPrefix, channel)
+    // XRANGE ... COUNT: Redis reads and sends one page, however long the history.
+    const limit = options.limit === undefined ? 0 : Math.max(1, Math.floor(options.limit))
     const reply = await this.#run(
       RECOVER_SCRIPT,
       [keys.position, keys.history],
-      [newEpoch(), since?.epoch ?? '', String(since?.offset ?? 0), String(this.#historyTtlMs)],
+      [newEpoch(), since?.epoch ?? '', String(since?.offset ?? 0), String(this.#historyTtlMs), String(limit)],
     )
     const { epoch, newest, messages } = readReply(channel, reply)
     if (epoch === undefined) throw new PushError('INTERNAL', `Redis returned no epoch for ${channel}`)
     // protocol.md section 4, as in MemoryBroker.
     if (!since) return { epoch, offset: newest, messages: [] }
     const oldest = messages[0]?.offset ?? newest + 1
-    if (since.epoch !== epoch) return { epoch, offset: oldest - 1, messages, gap: 'epoch-changed' }
+    // Offsets in the stream are contiguous, so a page that ends before the newest left some out.
+    const page = (messages.at(-1)?.offset ?? newest) < newest ? { messages, more: true } : { messages }
+    if (since.epoch !== epoch) return { epoch, offset: oldest - 1, ...page, gap: 'epoch-changed' }
     if (since.offset > newest) return { epoch, offset: newest, messages: [], gap: 'position-in-future' }
-    if (since.offset + 1 >= oldest) return { epoch, offset: since.offset, messages }
-    return { epoch, offset: oldest - 1, messages, gap: 'history-exhausted' }
+    if (since.offset + 1 >= oldest) return { epoch, offset: since.offset, ...page }
+    return { epoch, offset: oldest - 1, ...page, gap: 'history-exhausted' }
   }
 
   async close(): Promise<void> {

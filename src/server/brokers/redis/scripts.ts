@@ -57,9 +57,10 @@ return { epoch, offset }
  * subscribes before the first publish holds the epoch that publish will use.
  * Drops entries older than the TTL first, so they are never replayed.
  * ARGV: [1] fresh epoch, [2] the client's epoch ('' for none), [3] the
- * client's offset, [4] history TTL ms.
+ * client's offset, [4] history TTL ms, [5] most entries to return (0: all).
  * Returns { epoch, newest offset, { { id, { field, value, ... } }, ... } }:
- * entries after the client's offset when its epoch is current, else all.
+ * the oldest entries after the client's offset when its epoch is current,
+ * else the oldest of all.
  */
 export const RECOVER_SCRIPT = luaScript(`${EPOCH_OF_CHANNEL}
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -83,6 +84,8 @@ if ARGV[2] == epoch then
   if since >= newest then return { epoch, newest, {} } end
   from = (since + 1) .. '-0'
 end
+local limit = tonumber(ARGV[5])
+if limit > 0 then return { epoch, newest, redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', limit) } end
 return { epoch, newest, redis.call('XRANGE', KEYS[2], from, '+') }
 `)
 
