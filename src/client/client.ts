@@ -479,7 +479,7 @@ function createCore(options: CoreClientOptions): PushClient {
         // Seen again now: it keeps counting as flapping for as long as it comes back.
         epochs.set(epoch, now())
         retryMs = EPOCH_FLAP_RETRY_MS
-        drop(error('EPOCH_FLAPPING', `${name} flaps between epochs: nodes without a shared broker behind one URL? Use one (pushline/redis) or sticky sessions`, name))
+        drop(error('EPOCH_FLAPPING', `${name}: epochs flap; nodes need a shared broker (pushline/redis) or sticky sessions`, name))
         return true
       }
       epochs.delete(left)
