@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from '@redis/client'
 import { PushError } from '../../../errors.js'
 import type { Position } from '../../../protocol/position.js'
-import type { Broker, RecoverOptions, Recovery, StoredMessage } from '../broker.js'
+import type { Broker, BrokerPresence, RecoverOptions, Recovery, StoredMessage } from '../broker.js'
 import { ChannelFeed, type HistoryRead } from './channel-feed.js'
 import { channelKeys, type ChannelKeys } from './keys.js'
+import { RedisPresence } from './redis-presence.js'
 import { PUBLISH_SCRIPT, READ_SCRIPT, RECOVER_SCRIPT, type LuaScript } from './scripts.js'
 import type { NodeRedisClient, RedisBrokerLogger, RedisBrokerOptions } from './options.js'
 
@@ -45,7 +46,13 @@ export class RedisBroker implements Broker {
   /** When the current outage began; undefined while Redis is reachable. */
   #outageSince: number | undefined
   readonly #readiness = new Map<NodeRedisClient, Promise<void>>()
+  readonly #presence: RedisPresence
   #closed = false
+
+  /** Presence kept in Redis, so that every node counts the members of all (see {@link RedisPresence}). */
+  get presence(): BrokerPresence {
+    return this.#presence
+  }
 
   constructor(options: RedisBrokerOptions = {}) {
     this.#keyPrefix = options.keyPrefix ?? 'pushline:'
@@ -75,6 +82,27 @@ export class RedisBroker implements Broker {
     // Failures are reported through 'error' (once per outage); the clients keep reconnecting.
     if (!this.#client.isOpen) this.#client.connect().catch(() => {})
     this.#subscriber.connect().catch(() => {})
+    const presenceTtlMs = Math.max(3, Math.floor(options.presenceTtlMs ?? 15_000))
+    this.#presence = new RedisPresence(
+      {
+        keyPrefix: this.#keyPrefix,
+        notifyCommand: this.#sharded ? 'SPUBLISH' : 'PUBLISH',
+        run: (script, keys, args) => this.#run(script, keys, args),
+        subscribe: async (channel, listener) => {
+          if (this.#closed) throw closedError()
+          const subscribed = this.#whenReady(this.#subscriber).then(() =>
+            this.#sharded ? this.#subscriber.sSubscribe(channel, listener) : this.#subscriber.subscribe(channel, listener),
+          )
+          await this.#bounded(subscribed, this.#subscriber)
+        },
+        unsubscribe: (channel) => {
+          const unsubscribed = this.#sharded ? this.#subscriber.sUnsubscribe(channel) : this.#subscriber.unsubscribe(channel)
+          unsubscribed.catch(() => {})
+        },
+        logError: (message, error) => this.#logger.error(message, error),
+      },
+      presenceTtlMs,
+    )
   }
 
   async publish(channel: string, event: string, data: unknown): Promise<StoredMessage> {
@@ -138,6 +166,8 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // This node's members stop being renewed: they leave within presenceTtlMs unless another node holds them.
+    this.#presence.close()
     for (const { feed } of this.#feeds.values()) feed.close()
     this.#feeds.clear()
     this.#client.off('error', this.#onError)
