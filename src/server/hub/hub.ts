@@ -506,9 +506,12 @@ export class Hub {
 
   /** A presence delta, to the channel's live subscribers and to poll clients between polls. */
   #broadcastPresence(channel: string, frame: OutFrame): void {
+    // Never to the joiner (protocol.md 2.4): a shared presence announces a join after its subscription counts.
+    const delta = frame.frame
+    const joiner = delta.type === 'presence' && delta.action === 'join' ? delta.member.id : undefined
     for (const subscription of this.#channels.get(channel)?.subscribers ?? []) {
       // A subscription still recovering gets the whole set once it is live.
-      if (subscription.member !== undefined) subscription.connection.send(frame)
+      if (subscription.member !== undefined && subscription.member !== joiner) subscription.connection.send(frame)
     }
     this.#mailboxes.post(channel, frame)
   }

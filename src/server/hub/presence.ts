@@ -108,7 +108,15 @@ export class PresenceTracker {
     const watch = this.#watches.get(channel)
     if (!this.#options.shared || !watch) return local()
     const held = this.#channels.get(channel)?.get(id)?.held
-    return Promise.all([watch, held]).then(([view]) => (view ? syncFrameOf(channel, view.members()) : local()))
+    return Promise.all([watch, held]).then(([view]) => {
+      if (!view) return local()
+      // The broker's announcement of a member this process holds may still be on its way: the
+      // members here are on the channel all the same (and the joiner never hears its own join).
+      const members = view.members()
+      const known = new Set(members.map((member) => member.id))
+      for (const member of this.#channels.get(channel)?.values() ?? []) if (!known.has(member.id)) members.push(memberInfo(member))
+      return syncFrameOf(channel, members)
+    })
   }
 
   members(channel: string): PresenceMember[] {

@@ -21,6 +21,8 @@ interface Watched {
   readonly listeners: Set<(change: PresenceChange) => void>
   /** Changes that arrived while the first read ran, applied after it in order. */
   early: PresenceChange[] | undefined
+  /** Changes heard so far: a re-read during which one arrived may be older or newer than it, and is not used. */
+  heard: number
   ready: Promise<void>
 }
 
@@ -96,10 +98,11 @@ export class RedisPresence implements BrokerPresence {
 
   #startWatching(channel: string): Watched {
     const keys = channelKeys(this.#connection.keyPrefix, channel)
-    const watched: Watched = { keys, members: new Map(), listeners: new Set(), early: [], ready: Promise.resolve() }
+    const watched: Watched = { keys, members: new Map(), listeners: new Set(), early: [], heard: 0, ready: Promise.resolve() }
     const onChange = (payload: string): void => {
       const change = parseChange(payload)
       if (!change) return this.#connection.logError(`pushline: unreadable presence change on ${keys.presenceNotify}`)
+      watched.heard += 1
       if (watched.early) watched.early.push(change)
       else this.#apply(watched, change)
     }
@@ -136,7 +139,9 @@ export class RedisPresence implements BrokerPresence {
           if (ids.length > 0) await this.#call(channel, 'hold', ids)
           const watched = this.#watched.get(channel)
           if (!watched || watched.early) return
+          const heard = watched.heard
           const now = readMembers(await this.#call(channel, 'read', []))
+          if (watched.heard !== heard) return
           // What the notifications missed (the subscriber was down): leaves, then joins, in order.
           for (const member of watched.members.values()) if (!now.has(member.id)) this.#apply(watched, { action: 'leave', member })
           for (const member of sorted(now)) if (!watched.members.has(member.id)) this.#apply(watched, { action: 'join', member })
