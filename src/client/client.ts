@@ -140,6 +140,10 @@ const MAX_RETRY_HINT_MS = 300_000
 /** Failures that another transport would meet alike (a refused token or origin): no fallback for them. */
 const NOT_TRANSPORT_FAILURE = /^(UNAUTHORIZED|TOKEN_EXPIRED|ORIGIN_REJECTED)$/
 
+/** Back to an epoch left this recently is flapping, not a restart; it waits this long before resuming again. */
+const EPOCH_FLAP_WINDOW_MS = 60_000
+const EPOCH_FLAP_RETRY_MS = 30_000
+
 /** One server subscription, shared by every `Subscription` of its channel. */
 interface Channel {
   readonly _name: string
@@ -155,6 +159,8 @@ interface Channel {
   _confirmed?: boolean | undefined
   /** Members of a presence channel by id, as the last `sync` and the deltas after it say (protocol.md 2.4). */
   _members?: Map<string, PresenceMember> | undefined
+  /** The last few epochs it left, with when (for flapping epochs). */
+  _left?: Map<string, number>
   /** The emitters of its `Subscription`s. */
   readonly _listeners: Set<SubscriptionEmitter>
 }
@@ -209,6 +215,8 @@ function createCore(options: CoreClientOptions): PushClient {
   /** Backoff attempt, reset by a connection that stayed open `resetAfterMs`. */
   let attempt = 0
   let openedAt = 0
+  /** EPOCH_FLAPPING was reported: once is enough, however often it recurs (server or client side). */
+  let flapReported = false
   /** The last request id: subscribes and publishes share one sequence, so a rid names one request. */
   let rid = 0
   let maxFrameBytes = Infinity
@@ -332,7 +340,8 @@ function createCore(options: CoreClientOptions): PushClient {
       if (now() - openedAt >= resetAfterMs) attempt = 0
       setState('reconnecting')
     }
-    if (failure) events.emit('error', failure)
+    if (failure && !(failure.code === 'EPOCH_FLAPPING' && flapReported)) events.emit('error', failure)
+    flapReported ||= failure?.code === 'EPOCH_FLAPPING'
     if (moved(undefined)) return // a listener closed or reconnected
     // Another transport does not fix a refused token or origin, and a server's retry hint (a
     // close frame's retryMs, a refusal's Retry-After) is to be honoured. Offline, every transport
@@ -430,7 +439,7 @@ function createCore(options: CoreClientOptions): PushClient {
       const { _epoch: e } = channel
       // Without a gap the server must resume at our position; report what it did instead (protocol.md 4.1).
       if (frame.gap || (e !== undefined && (e !== frame.epoch || frame.offset > channel._offset))) {
-        gap(channel, frame.gap ?? (e !== frame.epoch ? 'epoch-changed' : 'history-exhausted'), frame.epoch, frame.offset)
+        if (gap(channel, frame.gap ?? (e !== frame.epoch ? 'epoch-changed' : 'history-exhausted'), frame.epoch, frame.offset)) return
       } else if (e === undefined) {
         channel._epoch = frame.epoch
         channel._offset = frame.offset
@@ -447,7 +456,7 @@ function createCore(options: CoreClientOptions): PushClient {
         // Duplicates after a retried subscribe or a transport switch (protocol.md 4.1).
         if (epoch === e && offset <= o) return
         // Skipped offsets or another epoch without a gap frame: report what was seen.
-        if (epoch !== e || offset > o + 1) gap(channel, epoch === e ? 'history-exhausted' : 'epoch-changed', epoch, offset - 1)
+        if ((epoch !== e || offset > o + 1) && gap(channel, epoch === e ? 'history-exhausted' : 'epoch-changed', epoch, offset - 1)) return
       }
       channel._epoch = epoch
       channel._offset = offset
@@ -488,9 +497,27 @@ function createCore(options: CoreClientOptions): PushClient {
     }
   }
 
-  const gap = (channel: Channel, reason: GapReason, epoch: string, offset: number): void => {
-    const info: GapInfo = { channel: channel._name, reason, to: `${epoch}-${offset}` }
-    if (channel._epoch !== undefined) info.from = `${channel._epoch}-${channel._offset}`
+  /** Reports a gap and moves to its position; true when the connection was dropped instead (flapping epochs). */
+  const gap = (channel: Channel, reason: GapReason, epoch: string, offset: number): boolean | void => {
+    const { _epoch: left, _name: name } = channel
+    if (left !== undefined && left !== epoch) {
+      const epochs = (channel._left ??= new Map())
+      // Back to an epoch left within the minute: nodes with histories of their own behind one URL,
+      // each replaying its history in turn for as long as the client resumes. Wait, keeping the
+      // position, instead (the server sends the same close where it can tell, protocol.md 4).
+      if (now() - (epochs.get(epoch) ?? -EPOCH_FLAP_WINDOW_MS) < EPOCH_FLAP_WINDOW_MS) {
+        // Seen again now: it keeps counting as flapping for as long as it comes back.
+        epochs.set(epoch, now())
+        drop(error('EPOCH_FLAPPING', `${name}: epochs flap; nodes need a shared broker (pushline/redis) or sticky sessions`, name, EPOCH_FLAP_RETRY_MS))
+        return true
+      }
+      epochs.delete(left)
+      epochs.set(left, now())
+      // The last few are enough to see two or three nodes take turns.
+      if (epochs.size > 4) epochs.delete(epochs.keys().next().value as string)
+    }
+    const info: GapInfo = { channel: name, reason, to: `${epoch}-${offset}` }
+    if (left !== undefined) info.from = `${left}-${channel._offset}`
     channel._epoch = epoch
     channel._offset = offset
     emit(channel, 'gap', info)

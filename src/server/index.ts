@@ -34,9 +34,18 @@ export type {
 export { defineChannel } from '../protocol/channel-definition.js'
 export type { ChannelData, ChannelDefinition, ChannelInput } from '../protocol/channel-definition.js'
 export type { InferInput, InferOutput, StandardSchemaV1 } from '../protocol/standard-schema.js'
+export type { PresenceMemberInfo } from '../protocol/frames.js'
 export { MemoryBroker } from './brokers/memory-broker.js'
 export type { MemoryBrokerOptions } from './brokers/memory-broker.js'
-export type { Broker, RecoverOptions, Recovery, StoredMessage } from './brokers/broker.js'
+export type {
+  Broker,
+  BrokerPresence,
+  PresenceChange,
+  PresenceWatch,
+  RecoverOptions,
+  Recovery,
+  StoredMessage,
+} from './brokers/broker.js'
 // Re-exported so a hook can throw PushError('PUBLISH_REJECTED', ...) without importing the client entry.
 export { PushError, isPushError } from '../errors.js'
 export type { ErrorCode } from '../errors.js'

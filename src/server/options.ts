@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
-import type { GapReason, TransportName } from '../protocol/frames.js'
+import type { GapReason, PresenceMemberInfo, TransportName } from '../protocol/frames.js'
 import type { ChannelDefinition } from '../protocol/channel-definition.js'
 import type { InferInput, StandardSchemaV1 } from '../protocol/standard-schema.js'
 import type { Broker } from './brokers/broker.js'
@@ -455,6 +455,12 @@ export interface PushServer {
   disconnectUser(userId: string, message?: string): number
   /** The members of a presence channel in this process, in order of joining. */
   presence(channel: string): PresenceMember[]
+  /**
+   * The members of a presence channel on every node, in order of joining, with a broker that
+   * keeps presence for all (`RedisBroker`); with the memory broker, this process's. Rejects
+   * with `BROKER_UNAVAILABLE` while the broker is unreachable.
+   */
+  presenceAcrossNodes(channel: string): Promise<PresenceMemberInfo[]>
   /**
    * Serves the endpoints on a node:http or node:https server: requests under
    * `<path>/` are answered here and everything else goes to the request

@@ -3,6 +3,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { PushError } from '../errors.js'
+import type { PresenceMemberInfo } from '../protocol/frames.js'
 import { formatId, isChannelName, parseId } from '../protocol/position.js'
 import type { ChannelDefinition } from '../protocol/channel-definition.js'
 import type { Broker } from './brokers/broker.js'
@@ -307,6 +308,10 @@ class PushServerImpl implements PushServer {
 
   presence(channel: string): PresenceMember[] {
     return this.#hub.presence(channel)
+  }
+
+  presenceAcrossNodes(channel: string): Promise<PresenceMemberInfo[]> {
+    return this.#hub.presenceAcrossNodes(channel)
   }
 
   stats(): ServerStats {

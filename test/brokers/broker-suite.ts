@@ -209,25 +209,43 @@ export function registerBrokerTests(
     })
 
     describe('recover with a limit (paged replay)', () => {
-      // A broker may ignore the limit (then it returns everything, with no `more`); one that keeps
-      // it returns the oldest `limit` messages and `more`, and the pages join without a hole.
-      it('returns pages that join up to the newest message', async () => {
+      // The hub replays history in pages (hub/replay.ts): a broker returns at most `limit`
+      // messages, the oldest first, with `more` set exactly when the channel has newer ones,
+      // so that a resume never holds a channel's whole history at once.
+      it('returns at most `limit` messages per page, and pages that join up to the newest', async () => {
         const channel = freshChannel('paged')
         const stored = await publishInSequence(channel, 7)
         const epoch = stored[0]?.epoch ?? ''
-        const got: StoredMessage[] = []
+        const pages: StoredMessage[][] = []
         let since = { epoch, offset: 0 }
         for (let page = 0; page < 10; page++) {
           const recovery = await broker.recover(channel, since, { limit: 3 })
           expect(recovery.gap).toBeUndefined()
           expect(recovery.offset).toBe(since.offset)
-          if (recovery.messages.length > 3) expect(recovery.more).toBeFalsy()
-          got.push(...recovery.messages)
+          pages.push(recovery.messages)
           const last = recovery.messages.at(-1)
           if (!recovery.more || !last) break
           since = { epoch, offset: last.offset }
         }
-        expect(got).toEqual(stored)
+        expect(pages.map(offsets)).toEqual([
+          [1, 2, 3],
+          [4, 5, 6],
+          [7],
+        ])
+      })
+
+      it('sets `more` only when newer messages were left out', async () => {
+        const channel = freshChannel('paged-exact')
+        const stored = await publishInSequence(channel, 4)
+        const epoch = stored[0]?.epoch ?? ''
+        const exact = await broker.recover(channel, { epoch, offset: 0 }, { limit: 4 })
+        expect(exact.messages).toEqual(stored)
+        expect(exact.more).toBeFalsy()
+        const short = await broker.recover(channel, { epoch, offset: 0 }, { limit: 3 })
+        expect(short).toMatchObject({ epoch, offset: 0, messages: stored.slice(0, 3), more: true })
+        const caughtUp = await broker.recover(channel, { epoch, offset: 4 }, { limit: 3 })
+        expect(caughtUp.messages).toEqual([])
+        expect(caughtUp.more).toBeFalsy()
       })
 
       it('keeps the gap of the first page and pages what history has', async () => {
@@ -236,15 +254,21 @@ export function registerBrokerTests(
         const epoch = stored[0]?.epoch ?? ''
         const unknown = epoch === 'unknown0' ? 'unknown1' : 'unknown0'
         const first = await broker.recover(channel, { epoch: unknown, offset: 9 }, { limit: 2 })
-        expect(first).toMatchObject({ epoch, offset: 0, gap: 'epoch-changed' })
-        if (first.more) {
-          expect(first.messages).toEqual(stored.slice(0, 2))
-          const rest = await broker.recover(channel, { epoch, offset: 2 }, { limit: 10 })
-          expect(rest).toMatchObject({ epoch, offset: 2, messages: stored.slice(2) })
-          expect(rest.more).toBeFalsy()
-        } else {
-          expect(first.messages).toEqual(stored)
-        }
+        expect(first).toEqual({ epoch, offset: 0, messages: stored.slice(0, 2), gap: 'epoch-changed', more: true })
+        const rest = await broker.recover(channel, { epoch, offset: 2 }, { limit: 10 })
+        expect(rest).toMatchObject({ epoch, offset: 2, messages: stored.slice(2) })
+        expect(rest.more).toBeFalsy()
+      })
+
+      it('pages a history that ran out, from its oldest message', async () => {
+        const channel = freshChannel('paged-exhausted')
+        const total = historySize + 5
+        const stored = await publishInSequence(channel, total)
+        const epoch = stored[0]?.epoch ?? ''
+        const first = await broker.recover(channel, { epoch, offset: 1 }, { limit: 2 })
+        expect(first.gap).toBe('history-exhausted')
+        expect(first.more).toBe(true)
+        expect(offsets(first.messages)).toEqual([first.offset + 1, first.offset + 2])
       })
     })
 

@@ -336,4 +336,48 @@ describeWithBinary('redis-server', 'RedisBroker', () => {
       await client.close()
     }
   })
+  describe('presence', () => {
+    it('one member held on two nodes joins once and leaves when the last node lets go; every node sees it', async () => {
+      freshPrefix()
+      const [a, b, c] = [node(), node(), node()]
+      const heard: string[] = []
+      const watch = await c.presence.watch('room', ({ action, member }) => heard.push(`${action} ${member.id}`))
+      await a.presence.join('room', 'ann')
+      await b.presence.join('room', 'ann')
+      await b.presence.join('room', 'bob')
+      await waitFor(() => heard.length === 2)
+      expect(heard).toEqual(['join ann', 'join bob'])
+      expect((await a.presence.members('room')).map((member) => member.id)).toEqual(['ann', 'bob'])
+      expect(watch.members().map((member) => member.id)).toEqual(['ann', 'bob'])
+      await a.presence.leave('room', 'ann')
+      await b.presence.leave('room', 'bob')
+      await waitFor(() => heard.length === 3)
+      expect(heard.at(-1)).toBe('leave bob')
+      // ann is still held by b.
+      expect((await c.presence.members('room')).map((member) => member.id)).toEqual(['ann'])
+      await b.presence.leave('room', 'ann')
+      await waitFor(() => heard.length === 4)
+      expect(heard.at(-1)).toBe('leave ann')
+      expect(await c.presence.members('room')).toEqual([])
+      watch.stop()
+    })
+
+    it('a node that stops renewing (closed without letting go, as if killed) loses its members within presenceTtlMs', async () => {
+      freshPrefix()
+      const ttl = 3000
+      const [a, b] = [node({ presenceTtlMs: ttl }), node({ presenceTtlMs: ttl })]
+      const heard: string[] = []
+      await b.presence.watch('room', ({ action, member }) => heard.push(`${action} ${member.id}`))
+      await b.presence.join('room', 'bob')
+      await a.presence.join('room', 'ann')
+      await waitFor(() => heard.length === 2)
+      // Renewed: still there well past one hold's life.
+      await new Promise((resolve) => setTimeout(resolve, ttl * 1.5))
+      expect((await b.presence.members('room')).map((member) => member.id)).toEqual(['bob', 'ann'])
+      await a.close()
+      await waitFor(() => heard.includes('leave ann'), ttl * 5)
+      expect((await b.presence.members('room')).map((member) => member.id)).toEqual(['bob'])
+      expect(heard).toEqual(['join bob', 'join ann', 'leave ann'])
+    })
+  })
 })

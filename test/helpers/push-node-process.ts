@@ -12,6 +12,7 @@ import { createPushServer } from '../../src/server/index.js'
 export type NodeRequest =
   | { type: 'publish'; id: number; channel: string; data: unknown }
   | { type: 'stats'; id: number }
+  | { type: 'presence'; id: number; channel: string }
   | { type: 'close'; id: number }
 
 export type NodeReply =
@@ -19,14 +20,18 @@ export type NodeReply =
   | { type: 'published'; id: number; offset: number; epoch: string }
   | { type: 'failed'; id: number; code: string; message: string }
   | { type: 'stats'; id: number; requests: Record<string, number> }
+  | { type: 'presence'; id: number; members: string[] }
   | { type: 'closed'; id: number }
 
 const send = (reply: NodeReply): void => void process.send?.(reply)
 
 const redisUrl = process.env.PUSHLINE_REDIS_URL
 const keyPrefix = process.env.PUSHLINE_KEY_PREFIX
-const broker = redisUrl ? new RedisBroker({ url: redisUrl, keyPrefix, logger: { error: () => {} } }) : undefined
-const push = createPushServer({ broker, heartbeatMs: 2000 })
+const presenceTtlMs = Number(process.env.PUSHLINE_PRESENCE_TTL_MS) || undefined
+const broker = redisUrl ? new RedisBroker({ url: redisUrl, keyPrefix, presenceTtlMs, logger: { error: () => {} } }) : undefined
+// Channels named room:* track presence (test/integration/redis-presence.test.ts).
+const presenceGraceMs = Number(process.env.PUSHLINE_PRESENCE_GRACE_MS || 5000)
+const push = createPushServer({ broker, heartbeatMs: 2000, presence: (channel) => channel.startsWith('room:'), presenceGraceMs })
 const requests: Record<string, number> = {}
 const server = http.createServer()
 push.attach(server, { path: '/push' })
@@ -48,6 +53,13 @@ process.on('message', (request: NodeRequest) => {
       break
     case 'stats':
       send({ type: 'stats', id: request.id, requests })
+      break
+    case 'presence':
+      push.presenceAcrossNodes(request.channel).then(
+        (members) => send({ type: 'presence', id: request.id, members: members.map((member) => member.id) }),
+        (error: { code?: string; message?: string }) =>
+          send({ type: 'failed', id: request.id, code: error.code ?? 'UNKNOWN', message: error.message ?? '' }),
+      )
       break
     case 'close':
       void push.close().then(() => {

@@ -36,15 +36,28 @@ export interface PushNode {
   publish(channel: string, data: unknown): Promise<{ offset: number; epoch: string }>
   /** Requests served, by path. */
   requests(): Promise<Record<string, number>>
+  /** Member ids of a presence channel (`room:*`) on every node, as this node reads them. */
+  presence(channel: string): Promise<string[]>
   /** `kill -9`: no close frames, no cleanup. */
   kill(): void
   close(): Promise<void>
 }
 
-export async function startPushNode(env: { redisUrl?: string; keyPrefix?: string }): Promise<PushNode> {
+export async function startPushNode(env: {
+  redisUrl?: string
+  keyPrefix?: string
+  presenceTtlMs?: number
+  presenceGraceMs?: number
+}): Promise<PushNode> {
   await bundle()
   const child: ChildProcess = fork(bundlePath, [], {
-    env: { ...process.env, PUSHLINE_REDIS_URL: env.redisUrl ?? '', PUSHLINE_KEY_PREFIX: env.keyPrefix ?? 'pushline:' },
+    env: {
+      ...process.env,
+      PUSHLINE_REDIS_URL: env.redisUrl ?? '',
+      PUSHLINE_KEY_PREFIX: env.keyPrefix ?? 'pushline:',
+      PUSHLINE_PRESENCE_TTL_MS: String(env.presenceTtlMs ?? ''),
+      PUSHLINE_PRESENCE_GRACE_MS: String(env.presenceGraceMs ?? ''),
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const pending = new Map<number, (reply: NodeReply) => void>()
@@ -84,6 +97,11 @@ export async function startPushNode(env: { redisUrl?: string; keyPrefix?: string
       const reply = await ask({ type: 'publish', channel, data } as NodeRequest)
       if (reply.type !== 'published') throw Object.assign(new Error(`publish failed: ${JSON.stringify(reply)}`), reply)
       return { offset: reply.offset, epoch: reply.epoch }
+    },
+    async presence(channel) {
+      const reply = await ask({ type: 'presence', channel } as NodeRequest)
+      if (reply.type !== 'presence') throw Object.assign(new Error(`presence failed: ${JSON.stringify(reply)}`), reply)
+      return reply.members
     },
     async requests() {
       const reply = await ask({ type: 'stats' } as NodeRequest)

@@ -1,4 +1,4 @@
-import type { GapReason } from '../../protocol/frames.js'
+import type { GapReason, PresenceMemberInfo } from '../../protocol/frames.js'
 import type { Position } from '../../protocol/position.js'
 
 /** A message as stored by a broker. */
@@ -32,9 +32,45 @@ export interface RecoverOptions {
    * At most this many messages (the oldest first), with `more` set when the
    * channel has newer ones. The hub replays history in pages of this size so
    * that a resume never holds a channel's whole history for one connection.
-   * A broker that ignores it returns everything, as before; the hub copes.
+   * Every broker keeps it (the broker suite checks); the hub would cope with
+   * one that returned everything, but not within its memory bound.
    */
   limit?: number
+}
+
+/** A member joined or left a presence channel on some node. */
+export interface PresenceChange {
+  action: 'join' | 'leave'
+  member: PresenceMemberInfo
+}
+
+/** What one node sees of a presence channel kept by the broker, from {@link BrokerPresence.watch}. */
+export interface PresenceWatch {
+  /** The channel's members on every node, in order of joining, as of the last change seen. */
+  members(): PresenceMemberInfo[]
+  /** Stops the changes. */
+  stop(): void
+}
+
+/**
+ * Presence kept by the broker for every node, so that `who is online` counts the members of
+ * all nodes. A node holds a member on a channel while it has a subscription of it there (its
+ * own grace period included); a member is on the channel while any node holds it, and leaves
+ * when the last one lets go or stops renewing (a node that died). Optional: without it each
+ * process tracks its own members.
+ */
+export interface BrokerPresence {
+  /** This node holds `id` on `channel` (renewing it until {@link leave}); the first hold announces a join. */
+  join(channel: string, id: string): Promise<void>
+  /** This node lets go of `id` on `channel`; the last hold to go announces a leave. */
+  leave(channel: string, id: string): Promise<void>
+  /** The channel's members on every node, in order of joining. */
+  members(channel: string): Promise<PresenceMemberInfo[]>
+  /**
+   * Delivers the channel's joins and leaves, from every node, to `listener`; resolves once the
+   * member set is known, with a view of it that follows the changes.
+   */
+  watch(channel: string, listener: (change: PresenceChange) => void): Promise<PresenceWatch>
 }
 
 /**
@@ -59,4 +95,6 @@ export interface Broker {
   recover(channel: string, since: Position | undefined, options?: RecoverOptions): Promise<Recovery>
   /** Releases resources; pending calls may reject. */
   close(): Promise<void>
+  /** Presence across nodes; when absent, presence is per process. */
+  readonly presence?: BrokerPresence | undefined
 }

@@ -1,3 +1,4 @@
+import type { PresenceMemberInfo } from '../../protocol/frames.js'
 import type { Position } from '../../protocol/position.js'
 import type { Broker, Recovery, StoredMessage } from '../brokers/broker.js'
 import type { Logger, PresenceMember } from '../options.js'
@@ -74,6 +75,8 @@ export interface Subscription {
   active: boolean
   /** The presence member this subscription counts for, once live on a presence channel. */
   member: string | undefined
+  /** Its connection got the member set (a `sync`, or the deltas its poll missed). */
+  presenceSent?: boolean
 }
 
 /**
@@ -167,6 +170,8 @@ export class Hub {
         tracks: options.presence,
         graceMs: presenceGraceMs,
         broadcast: (channel, frame) => this.#broadcastPresence(channel, frame),
+        shared: options.broker.presence,
+        onError: (message, error) => options.logger.error(message, error),
       })
     }
     this.scheduler = new FlushScheduler(this.#checkBacklog)
@@ -209,7 +214,8 @@ export class Hub {
     if (isPoll(connection)) {
       // A poll is a connection only while held: keep the presence deltas until its next poll.
       // Opened before the members' grace periods start, so it expires first (then the next poll syncs).
-      const presenceChannels = [...table.values()].filter((s) => s.member !== undefined).map((s) => s.channel)
+      // Not for a channel whose sync had not gone out yet (a shared presence answers later): its next poll syncs.
+      const presenceChannels = [...table.values()].filter((s) => s.presenceSent).map((s) => s.channel)
       if (presenceChannels.length > 0) this.#mailboxes.open(connection.session, presenceChannels)
     }
     for (const subscription of table.values()) this.#detach(subscription)
@@ -226,6 +232,14 @@ export class Hub {
   /** The members of a presence channel in this process. */
   presence(channel: string): PresenceMember[] {
     return this.#presence?.members(channel) ?? []
+  }
+
+  /** The members of a presence channel on every node sharing the broker's presence; else in this process. */
+  async presenceAcrossNodes(channel: string): Promise<PresenceMemberInfo[]> {
+    const shared = this.#options.broker.presence
+    if (!this.#presence?.tracks(channel)) return []
+    if (!shared) return this.#presence.members(channel).map(({ id, joinedAt }) => ({ id, joinedAt }))
+    return shared.members(channel)
   }
 
   /**
@@ -492,15 +506,30 @@ export class Hub {
     // Announced to the others before this one counts, so it never hears of its own join.
     presence.join(channel, member)
     subscription.member = member
-    if (missed) for (const frame of missed) connection.send(frame)
-    else connection.send(presence.syncFrame(channel))
+    if (missed) {
+      for (const frame of missed) connection.send(frame)
+      subscription.presenceSent = true
+      return
+    }
+    const sync = presence.syncFrame(channel, member)
+    const send = (frame: OutFrame): void => {
+      // A shared presence answers once the broker holds this member: not to a subscription that ended meanwhile.
+      if (subscription.member !== member || !connection.isOpen) return
+      connection.send(frame)
+      subscription.presenceSent = true
+    }
+    if (sync instanceof OutFrame) send(sync)
+    else void sync.then(send)
   }
 
   /** A presence delta, to the channel's live subscribers and to poll clients between polls. */
   #broadcastPresence(channel: string, frame: OutFrame): void {
+    // Never to the joiner (protocol.md 2.4): a shared presence announces a join after its subscription counts.
+    const delta = frame.frame
+    const joiner = delta.type === 'presence' && delta.action === 'join' ? delta.member.id : undefined
     for (const subscription of this.#channels.get(channel)?.subscribers ?? []) {
       // A subscription still recovering gets the whole set once it is live.
-      if (subscription.member !== undefined) subscription.connection.send(frame)
+      if (subscription.member !== undefined && subscription.member !== joiner) subscription.connection.send(frame)
     }
     this.#mailboxes.post(channel, frame)
   }

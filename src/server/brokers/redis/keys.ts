@@ -12,9 +12,25 @@ export interface ChannelKeys {
   readonly history: string
   /** Pub/sub channel announcing each new message to the nodes that subscribe. */
   readonly notify: string
+  /** Sorted set of presence holds: `<node id><member id>`, scored by when the hold expires (ms). */
+  readonly presenceHolds: string
+  /** Hash: member id → when it joined (ms), for members held by any node. */
+  readonly presenceMembers: string
+  /** Hash: member id → how many nodes hold it. */
+  readonly presenceCounts: string
+  /** Pub/sub channel announcing joins and leaves: JSON `{"action","id","joinedAt"}`. */
+  readonly presenceNotify: string
 }
 
 export function channelKeys(keyPrefix: string, channel: string): ChannelKeys {
   const tagged = `${keyPrefix}{${channel}}`
-  return { position: `${tagged}:position`, history: `${tagged}:history`, notify: `${tagged}:notify` }
+  return {
+    position: `${tagged}:position`,
+    history: `${tagged}:history`,
+    notify: `${tagged}:notify`,
+    presenceHolds: `${tagged}:presence-holds`,
+    presenceMembers: `${tagged}:presence-members`,
+    presenceCounts: `${tagged}:presence-counts`,
+    presenceNotify: `${tagged}:presence-notify`,
+  }
 }

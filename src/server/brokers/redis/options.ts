@@ -68,6 +68,14 @@ export interface RedisBrokerOptions {
    */
   historyTtlMs?: number
   /**
+   * How long (ms) presence counts the members of a node that stopped renewing them (killed,
+   * frozen, cut off from Redis). Each node renews its members three times per this period, so
+   * a shorter one notices a dead node sooner for more Redis calls: one script per presence
+   * channel in use per node per third of it.
+   * @default 15_000
+   */
+  presenceTtlMs?: number
+  /**
    * Longest wait in ms for Redis to answer (or come back) before a call
    * rejects with `BROKER_UNAVAILABLE`. While Redis is down calls fail at
    * once when the broker created the client (no offline queue).

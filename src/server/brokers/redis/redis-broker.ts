@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { createClient } from '@redis/client'
 import { PushError } from '../../../errors.js'
 import type { Position } from '../../../protocol/position.js'
-import type { Broker, Recovery, StoredMessage } from '../broker.js'
+import type { Broker, BrokerPresence, RecoverOptions, Recovery, StoredMessage } from '../broker.js'
 import { ChannelFeed, type HistoryRead } from './channel-feed.js'
 import { channelKeys, type ChannelKeys } from './keys.js'
+import { RedisPresence } from './redis-presence.js'
 import { PUBLISH_SCRIPT, READ_SCRIPT, RECOVER_SCRIPT, type LuaScript } from './scripts.js'
 import type { NodeRedisClient, RedisBrokerLogger, RedisBrokerOptions } from './options.js'
 
@@ -45,7 +46,13 @@ export class RedisBroker implements Broker {
   /** When the current outage began; undefined while Redis is reachable. */
   #outageSince: number | undefined
   readonly #readiness = new Map<NodeRedisClient, Promise<void>>()
+  readonly #presence: RedisPresence
   #closed = false
+
+  /** Presence kept in Redis, so that every node counts the members of all (see {@link RedisPresence}). */
+  get presence(): BrokerPresence {
+    return this.#presence
+  }
 
   constructor(options: RedisBrokerOptions = {}) {
     this.#keyPrefix = options.keyPrefix ?? 'pushline:'
@@ -75,6 +82,27 @@ export class RedisBroker implements Broker {
     // Failures are reported through 'error' (once per outage); the clients keep reconnecting.
     if (!this.#client.isOpen) this.#client.connect().catch(() => {})
     this.#subscriber.connect().catch(() => {})
+    const presenceTtlMs = Math.max(3, Math.floor(options.presenceTtlMs ?? 15_000))
+    this.#presence = new RedisPresence(
+      {
+        keyPrefix: this.#keyPrefix,
+        notifyCommand: this.#sharded ? 'SPUBLISH' : 'PUBLISH',
+        run: (script, keys, args) => this.#run(script, keys, args),
+        subscribe: async (channel, listener) => {
+          if (this.#closed) throw closedError()
+          const subscribed = this.#whenReady(this.#subscriber).then(() =>
+            this.#sharded ? this.#subscriber.sSubscribe(channel, listener) : this.#subscriber.subscribe(channel, listener),
+          )
+          await this.#bounded(subscribed, this.#subscriber)
+        },
+        unsubscribe: (channel) => {
+          const unsubscribed = this.#sharded ? this.#subscriber.sUnsubscribe(channel) : this.#subscriber.unsubscribe(channel)
+          unsubscribed.catch(() => {})
+        },
+        logError: (message, error) => this.#logger.error(message, error),
+      },
+      presenceTtlMs,
+    )
   }
 
   async publish(channel: string, event: string, data: unknown): Promise<StoredMessage> {
@@ -113,27 +141,33 @@ export class RedisBroker implements Broker {
     }
   }
 
-  async recover(channel: string, since: Position | undefined): Promise<Recovery> {
+  async recover(channel: string, since: Position | undefined, options: RecoverOptions = {}): Promise<Recovery> {
     const keys = channelKeys(this.#keyPrefix, channel)
+    // XRANGE ... COUNT: Redis reads and sends one page, however long the history.
+    const limit = options.limit === undefined ? 0 : Math.max(1, Math.floor(options.limit))
     const reply = await this.#run(
       RECOVER_SCRIPT,
       [keys.position, keys.history],
-      [newEpoch(), since?.epoch ?? '', String(since?.offset ?? 0), String(this.#historyTtlMs)],
+      [newEpoch(), since?.epoch ?? '', String(since?.offset ?? 0), String(this.#historyTtlMs), String(limit)],
     )
     const { epoch, newest, messages } = readReply(channel, reply)
     if (epoch === undefined) throw new PushError('INTERNAL', `Redis returned no epoch for ${channel}`)
     // protocol.md section 4, as in MemoryBroker.
     if (!since) return { epoch, offset: newest, messages: [] }
     const oldest = messages[0]?.offset ?? newest + 1
-    if (since.epoch !== epoch) return { epoch, offset: oldest - 1, messages, gap: 'epoch-changed' }
+    // Offsets in the stream are contiguous, so a page that ends before the newest left some out.
+    const page = (messages.at(-1)?.offset ?? newest) < newest ? { messages, more: true } : { messages }
+    if (since.epoch !== epoch) return { epoch, offset: oldest - 1, ...page, gap: 'epoch-changed' }
     if (since.offset > newest) return { epoch, offset: newest, messages: [], gap: 'position-in-future' }
-    if (since.offset + 1 >= oldest) return { epoch, offset: since.offset, messages }
-    return { epoch, offset: oldest - 1, messages, gap: 'history-exhausted' }
+    if (since.offset + 1 >= oldest) return { epoch, offset: since.offset, ...page }
+    return { epoch, offset: oldest - 1, ...page, gap: 'history-exhausted' }
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // This node's members stop being renewed: they leave within presenceTtlMs unless another node holds them.
+    this.#presence.close()
     for (const { feed } of this.#feeds.values()) feed.close()
     this.#feeds.clear()
     this.#client.off('error', this.#onError)
