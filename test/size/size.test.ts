@@ -30,21 +30,21 @@ import tsupConfig from '../../tsup.config.js'
  */
 const BUDGET = {
   /** An app that lists every transport: PushClient of pushline/core and the five factories. */
-  everyTransport: 8620,
+  everyTransport: 8930,
   /**
    * An app that imports PushClient and only the websocket transport from pushline/core. The target
    * is 3500 B and is NOT met: negotiation now comes only with the fallback transports, but the core
    * (resume and dedupe, the outbox, lifecycle, frame validation) is over it on its own. This
    * ceiling only stops it from growing (see above for what raised it).
    */
-  websocketOnly: 5205,
+  websocketOnly: 5495,
   /**
    * What `import { PushClient } from 'pushline'` costs: every transport, names and the default
    * list; `share: true` loads pushline/share on demand, in a chunk of its own.
    */
-  pushlineEntry: 10280,
+  pushlineEntry: 10580,
   /** dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no chunks). */
-  cdn: 11590,
+  cdn: 11890,
 }
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
