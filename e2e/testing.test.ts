@@ -78,8 +78,8 @@ describe('pushline/testing with msw in Chromium', () => {
         published: [{ channel: 'news', data: 'from the page', via: transport === 'websocket' ? 'websocket' : 'http', ackId: 'mock1-3' }],
       })
       // Subscribed live, then resumed after the disconnect from where it was.
-      expect(result.subscriptions[0], transport).toEqual({ channel: 'news', since: undefined, transport })
-      expect(result.subscriptions, transport).toContainEqual({ channel: 'news', since: 'mock1-3', transport })
+      expect(result.subscriptions[0], transport).toEqual({ channel: 'news', since: undefined, rewind: 0, transport })
+      expect(result.subscriptions, transport).toContainEqual({ channel: 'news', since: 'mock1-3', rewind: 0, transport })
     }
     expect(leaked).toEqual([])
     expect(new Set(fromWorker)).toEqual(new Set(['/mocked-push/poll', '/mocked-push/publish']))
@@ -94,11 +94,11 @@ describe('pushline/testing with msw in Chromium', () => {
     // `unstable` and moves on once more (protocol.md 7.2): what counts is where it first landed.
     const toSse = await run(page, 'auto', ['websocket'])
     expect(toSse.fallbacks[0]).toEqual({ from: 'websocket', to: 'sse', reason: 'handshake-failed' })
-    expect(toSse.subscriptions[0]).toEqual({ channel: 'news', since: undefined, transport: 'sse' })
+    expect(toSse.subscriptions[0]).toEqual({ channel: 'news', since: undefined, rewind: 0, transport: 'sse' })
     expect(toSse.ids).toHaveLength(5)
     const toPolls = await run(page, 'auto', ['websocket', 'sse'])
     expect(toPolls.fallbacks).toContainEqual({ from: 'sse', to: 'long-polling', reason: 'handshake-failed' })
-    expect(toPolls.subscriptions[0]).toEqual({ channel: 'news', since: undefined, transport: 'long-polling' })
+    expect(toPolls.subscriptions[0]).toEqual({ channel: 'news', since: undefined, rewind: 0, transport: 'long-polling' })
     expect(toPolls.ids).toHaveLength(5)
     expect(toPolls.subscriptions.map((subscription) => subscription.transport)).not.toContain('websocket')
     expect(pageErrors.filter((error) => !error.endsWith('Failed to load resource: net::ERR_FAILED'))).toEqual([])

@@ -61,6 +61,8 @@ export interface RecordedSubscription {
   channel: string
   /** The position the client asked to resume after (`<epoch>-<offset>`); undefined: live from now. */
   since: string | undefined
+  /** How many of the newest messages a first subscribe asked for (`rewind`); 0 without. */
+  rewind: number
   transport: MockTransportName
 }
 
@@ -132,6 +134,8 @@ interface HeldPoll {
 }
 
 const ALL_TRANSPORTS: MockTransportName[] = ['websocket', 'sse', 'long-polling', 'short-polling']
+/** pushline/server's default `maxRewind`: a larger `rewind` gets the newest this many. */
+const MAX_REWIND = 100
 const encoder = new TextEncoder()
 
 const errorFrame = (code: ErrorCode, message: string, fields: { rid?: string; channel?: string } = {}): ErrorFrame => ({
@@ -201,13 +205,19 @@ export function createPushMock(options: PushMockOptions): PushMock {
   /**
    * The answer to a subscribe with `since` (or none) by the resume rules of protocol.md 4: its
    * `subscribed` frame, then the replay. The `subscribed` position is where delivery continues.
+   * Without `since`, a `rewind` of n starts n before the newest (clamped as pushline/server's
+   * `maxRewind` does), or at the oldest kept: fewer messages, no gap (rule 5).
    */
-  const resume = (channel: string, since: Position | undefined, rid?: string): [SubscribedFrame, ...MessageFrame[]] => {
+  const resume = (channel: string, since: Position | undefined, rid?: string, rewind = 0): [SubscribedFrame, ...MessageFrame[]] => {
     const { position, history } = channelState(channel)
     const subscribed: SubscribedFrame = { type: 'subscribed', channel, epoch: position.epoch, offset: position.offset, ...(rid !== undefined && { rid }) }
-    if (!since) return [subscribed]
     // H: the oldest offset still in history (newest + 1 when it is empty).
     const oldest = history[0]?.offset ?? position.offset + 1
+    if (!since) {
+      if (!rewind) return [subscribed]
+      const from = Math.max(oldest - 1, position.offset - Math.min(rewind, MAX_REWIND))
+      return [{ ...subscribed, offset: from }, ...history.filter((message) => message.offset > from)]
+    }
     if (since.epoch !== position.epoch) {
       return [{ ...subscribed, offset: oldest - 1, gap: 'epoch-changed' }, ...history]
     }
@@ -316,10 +326,12 @@ export function createPushMock(options: PushMockOptions): PushMock {
           const since = typeof frame.since === 'string' ? parseId(frame.since) : undefined
           if (!isChannelName(channel)) return connection.send([errorFrame('INVALID_CHANNEL', `bad channel ${JSON.stringify(channel)}`, { rid, channel: String(channel) })])
           if (frame.since !== undefined && !since) return connection.send([errorFrame('BAD_FRAME', 'since: not a message id', { rid, channel })])
-          const frames = resume(channel, since, rid)
+          const rewind = frame.rewind ?? 0
+          if (typeof rewind !== 'number' || !Number.isSafeInteger(rewind) || rewind < 0) return connection.send([errorFrame('BAD_FRAME', 'rewind: not a whole number of 0 or more', { rid, channel })])
+          const frames = resume(channel, since, rid, rewind)
           connection.channels.set(channel, channelState(channel).position)
           connection.send(frames)
-          return record({ channel, since: since && formatId(since.epoch, since.offset), transport: 'websocket' })
+          return record({ channel, since: since && formatId(since.epoch, since.offset), rewind: since ? 0 : rewind, transport: 'websocket' })
         }
         default:
           return connection.send([errorFrame('BAD_FRAME', `unknown frame type ${JSON.stringify(frame.type)}`)])
@@ -381,8 +393,8 @@ export function createPushMock(options: PushMockOptions): PushMock {
         controller = streamController
         // `hello`'s id is the cursor the request asked for.
         controller.enqueue(encoder.encode(`retry: 1000\n:${' '.repeat(2048)}\n\nid: ${formatCursor(entries)}\ndata: ${JSON.stringify(hello('sse'))}\n\n`))
-        for (const { channel, position } of entries) {
-          const frames = resume(channel, position)
+        for (const { channel, position, rewind = 0 } of entries) {
+          const frames = resume(channel, position, undefined, rewind)
           const [subscribed] = frames
           connection.channels.set(channel, { epoch: subscribed.epoch, offset: subscribed.offset })
           // One frame at a time, so each `id:` is the cursor after it.
@@ -390,7 +402,7 @@ export function createPushMock(options: PushMockOptions): PushMock {
             if (frame.type === 'message') connection.channels.set(channel, { epoch: subscribed.epoch, offset: frame.offset })
             connection.send([frame])
           }
-          record({ channel, since: position && formatId(position.epoch, position.offset), transport: 'sse' })
+          record({ channel, since: position && formatId(position.epoch, position.offset), rewind, transport: 'sse' })
         }
         live.add(connection)
         stop = heartbeat(connection)
@@ -408,13 +420,13 @@ export function createPushMock(options: PushMockOptions): PushMock {
   /** What a poll answers now for its cursor: per entry its `subscribed` (when needed) and replay. */
   const pollFrames = (entries: CursorEntry[], first: boolean, transport: MockTransportName): ServerFrame[] => {
     const frames: ServerFrame[] = []
-    for (const { channel, position } of entries) {
-      const [subscribed, ...replay] = resume(channel, position)
+    for (const { channel, position, rewind = 0 } of entries) {
+      const [subscribed, ...replay] = resume(channel, position, undefined, rewind)
       // A later poll leaves out the `subscribed` that would only repeat the entry's position.
       const repeat = !first && !subscribed.gap && subscribed.offset === position?.offset
       if (!repeat) {
         frames.push(subscribed)
-        record({ channel, since: position && formatId(position.epoch, position.offset), transport })
+        record({ channel, since: position && formatId(position.epoch, position.offset), rewind, transport })
       }
       frames.push(...replay)
     }

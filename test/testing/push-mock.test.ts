@@ -74,7 +74,7 @@ describe.each(Object.keys(FACTORIES) as MockTransportName[])('over %s', (transpo
     expect(client.transport).toBe(transport)
     // A poll loop that a new one replaces may poll once more with the new cursor: each answer with
     // a `subscribed` is a confirmation.
-    expect(push.subscriptions).toContainEqual({ channel: 'news', since: undefined, transport })
+    expect(push.subscriptions).toContainEqual({ channel: 'news', since: undefined, rewind: 0, transport })
     expect(new Set(push.subscriptions.map((subscription) => JSON.stringify(subscription))).size).toBe(1)
     expect(push.position('news')).toEqual({ epoch: 'mock1', offset: 2 })
   })
@@ -101,6 +101,23 @@ describe.each(Object.keys(FACTORIES) as MockTransportName[])('over %s', (transpo
     await expect.poll(() => messages.map((message) => message.data)).toEqual(['first', { text: 'hi' }])
   })
 
+  it('rewinds a first subscribe to the newest messages, then resumes without them again', async () => {
+    mock()
+    for (const n of [1, 2, 3, 4, 5]) push.publish('config', n)
+    const client = open()
+    const seen: unknown[] = []
+    client.subscribe('config', (message) => seen.push(message.data), { rewind: 2 })
+    await expect.poll(() => seen).toEqual([4, 5])
+    expect(push.subscriptions[0]).toEqual({ channel: 'config', since: undefined, rewind: 2, transport })
+    push.publish('config', 6)
+    await expect.poll(() => seen).toEqual([4, 5, 6])
+    push.disconnect()
+    push.publish('config', 7)
+    await expect.poll(() => seen).toEqual([4, 5, 6, 7])
+    // The reconnect resumed from its position: no second rewind.
+    expect(push.subscriptions.at(-1)).toMatchObject({ channel: 'config', since: 'mock1-6', rewind: 0 })
+  })
+
   it('resumes after a disconnect without losing what was pushed meanwhile', async () => {
     mock()
     const client = open()
@@ -117,7 +134,7 @@ describe.each(Object.keys(FACTORIES) as MockTransportName[])('over %s', (transpo
     push.publish('news', 3)
     await expect.poll(() => messages).toEqual(['mock1-1', 'mock1-2', 'mock1-3'])
     expect(states[0]).toBe('reconnecting')
-    expect(push.subscriptions.at(-1)).toEqual({ channel: 'news', since: 'mock1-1', transport })
+    expect(push.subscriptions.at(-1)).toEqual({ channel: 'news', since: 'mock1-1', rewind: 0, transport })
   })
 
   it('reports a gap to the subscription, then goes on after it', async () => {
@@ -247,6 +264,6 @@ describe('publishes', () => {
     await push.subscribed('other')
     expect(resolved).toBe(false)
     client.subscribe('later')
-    expect(await waiting).toEqual({ channel: 'later', since: undefined, transport: 'websocket' })
+    expect(await waiting).toEqual({ channel: 'later', since: undefined, rewind: 0, transport: 'websocket' })
   })
 })
