@@ -10,6 +10,7 @@
 //                  `dm:<a>+<b>`     private messages: only users a and b may subscribe or publish
 //   smart home     `home/...`       MQTT devices through the bridge (mqtt-devices.js)
 //   counter        `counter`        a number, every second (the iframe stream's classic example)
+//   (negotiation)  `ticks`          numbered messages in bursts, for the network switch's sequence check
 
 import { PushError } from 'pushline/server'
 
@@ -159,10 +160,20 @@ export async function startFeeds(push) {
   let count = 0
   const counterTick = () => push.publish('counter', { count: ++count, at: new Date().toISOString() }, { event: 'count' })
 
+  // Ticks for the negotiation card: a burst of four numbered messages every 4 s, then silence. The
+  // burst tests order; the silence is what an idle-cutting proxy cuts.
+  let tick = 0
+  async function tickBurst() {
+    for (let i = 0; i < 4; i++) {
+      await push.publish('ticks', { n: ++tick, at: new Date().toISOString() }, { event: 'tick' })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  }
+
   // The config's first value is in history from the start, for pages that subscribe with rewind.
   await push.publish('config', config, { event: 'config' })
 
-  const stops = [every(2_000, orderTick), every(6_000, notificationTick), every(1_000, counterTick, 0)]
+  const stops = [every(2_000, orderTick), every(6_000, notificationTick), every(1_000, counterTick, 0), every(4_000, tickBurst, 0)]
   return {
     async snapshot() {
       // The config's current value is the last message of its channel.

@@ -79,6 +79,11 @@ window.Inspector = class Inspector {
   attach(client) {
     client.on('transport', (transport) => {
       this.transport = transport
+      // A long poll raced against a slow stream, outrun by it: the client closed it, no outcome line.
+      const rank = (name) => ORDER.indexOf(name)
+      for (const attempt of this.attempts) {
+        if (attempt.outcome === 'pending' && rank(attempt.transport) > rank(transport)) this.#endAttempt(attempt, `outrun by ${transport}`)
+      }
       this.#schedule()
     })
     client.on('error', (error) => {
@@ -223,6 +228,9 @@ window.Inspector = class Inspector {
       this.state = details.state
       this.#note(`state → ${details.state}`, details.state === 'open' ? 'ok' : '')
     } else if (event === 'fallback') {
+      // An attempt the client gave up on itself (no hello in time) has no `failed` line.
+      const abandoned = this.#pendingAttempt(details.from)
+      if (abandoned && abandoned.outcome === 'pending' && details.reason === 'handshake-timeout') this.#endAttempt(abandoned, 'no hello in time')
       this.fallbacks.push(details)
       this.why = `${details.reason === 'upgrade' ? 'upgraded from' : 'fell back from'} ${details.from}: ${details.reason}`
       this.#note(`${details.reason === 'upgrade' ? 'upgrade' : 'fallback'} ${details.from} → ${details.to} (${details.reason})`, 'fallback')
@@ -333,6 +341,7 @@ window.Inspector = class Inspector {
   }
 }
 
+const ORDER = ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe']
 const splitId = (id) => {
   const cut = id.lastIndexOf('-')
   return [id.slice(0, cut), Number(id.slice(cut + 1))]
