@@ -7,7 +7,7 @@
 //   orders         `orders`         order status changes, about every 2 s (presence: who watches)
 //   chat           `chat:<room>`    room messages (presence: who is online)
 //                  `typing:<room>`  "alice is typing" (published by pages, at most every 2 s)
-//                  `dm:<a>+<b>`     private messages: only users a and b may subscribe or publish
+//                  `dm:<a>:<b>`     private messages: only users a and b may subscribe or publish
 //   smart home     `home/...`       MQTT devices through the bridge (mqtt-devices.js)
 //   counter        `counter`        a number, every second (the iframe stream's classic example)
 //   (negotiation)  `ticks`          numbered messages in bursts, for the network switch's sequence check
@@ -18,12 +18,9 @@ export const USERS = ['alice', 'bob', 'carol']
 export const ROOMS = ['general', 'random']
 const MAX_CHAT_CHARS = 500
 
-/** `dm:<a>+<b>` with the two names sorted, so both users name the same channel. */
-export const dmChannel = (a, b) => `dm:${[a, b].sort().join('+')}`
-
-/** The users of a DM channel, or undefined if `channel` is not one between two known users. */
+/** The users of a DM channel (`dm:<a>:<b>`, names sorted so both users name the same one), or undefined if `channel` is not one between two known users. */
 function dmUsers(channel) {
-  const match = /^dm:([a-z]+)\+([a-z]+)$/.exec(channel)
+  const match = /^dm:([a-z]+):([a-z]+)$/.exec(channel)
   if (!match || match[1] === match[2] || !USERS.includes(match[1]) || !USERS.includes(match[2])) return undefined
   return [match[1], match[2]]
 }

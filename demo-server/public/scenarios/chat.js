@@ -10,7 +10,7 @@
     title: 'Chat',
     classic: 'websocket',
     area: 'wide',
-    lesson: 'Sign in as one of the demo users (no password: it shows authorization, not login). Rooms are chat:<room>; a private message goes to dm:<a>+<b>, which the server lets only a and b subscribe to or publish on.',
+    lesson: 'Sign in as one of the demo users (no password: it shows authorization, not login). Rooms are chat:<room>; a private message goes to dm:<a>:<b>, which the server lets only a and b subscribe to or publish on.',
     body: `
       <div class="chat-bar">
         <label>you <select class="user"><option value="">anonymous (read only)</option></select></label>
@@ -106,7 +106,7 @@
     },
   })
 
-  const dmChannel = (a, b) => `dm:${[a, b].sort().join('+')}`
+  const dmChannel = (a, b) => `dm:${[a, b].sort().join(':')}`
   const card = document.getElementById('chat')
   card.querySelector('.room').addEventListener('change', () => demo.cards.get('chat').restart())
   card.querySelector('.user').addEventListener('change', async (event) => {
