@@ -9,7 +9,15 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
-import type { ClientDriver, ClientLog, ClientOptions, PublishOutcome, ReceivedGap, ReceivedMessage } from '../test/conformance/driver.js'
+import type {
+  ClientDriver,
+  ClientLog,
+  ClientOptions,
+  PublishOutcome,
+  ReceivedGap,
+  ReceivedMessage,
+  SubscribeOutcome,
+} from '../test/conformance/driver.js'
 import { root } from './harness.js'
 
 const PREFIX = '/__pushline_e2e__/'
@@ -48,7 +56,7 @@ export function pageDriver(context: () => BrowserContext): ClientDriver {
       await call('create', options)
     },
     connect: () => call('connect'),
-    subscribe: (channel) => call('subscribe', channel),
+    subscribe: (channel, options) => call<SubscribeOutcome>('subscribe', channel, options),
     unsubscribe: (channel) => call('unsubscribe', channel),
     publish: (channel, data, options) => call<PublishOutcome>('publish', channel, data, options),
     state: () => call<string>('state'),

@@ -40,14 +40,23 @@ window.driver = (() => {
     connect() {
       need().connect()
     },
-    async subscribe(channel) {
+    async subscribe(channel, options) {
       const received = []
       const seenGaps = []
+      let sub
+      try {
+        sub = need().subscribe(
+          channel,
+          (msg) => {
+            received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
+          },
+          options,
+        )
+      } catch (error) {
+        return { ok: false, code: error.code, message: error.message }
+      }
       messages.set(channel, received)
       gaps.set(channel, seenGaps)
-      const sub = need().subscribe(channel, (msg) => {
-        received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
-      })
       sub.on('gap', (gap) => seenGaps.push({ ...gap }))
       subs.set(channel, sub)
       // On an open client, resolve once the server confirmed the subscription. A subscription
@@ -66,6 +75,7 @@ window.driver = (() => {
           }
         })
       }
+      return { ok: true }
     },
     unsubscribe(channel) {
       subs.get(channel)?.unsubscribe()

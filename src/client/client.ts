@@ -19,7 +19,7 @@ import {
   globalTimers,
   type CoreClientOptions, type PublishAck, type PublishOptions, type SubscribeOptions } from './options.js'
 import type { ChannelDefinition } from '../protocol/channel-definition.js'
-import type { InferOutput, StandardSchemaV1 } from '../protocol/standard-schema.js'
+import type { InferInput, InferOutput, StandardSchemaV1 } from '../protocol/standard-schema.js'
 import {
   createSubscription,
   type GapInfo,
@@ -83,7 +83,15 @@ export interface PushClient {
    * same idempotency key, so a publish whose ack was lost is applied once. Rejects with a
    * {@link PushError}: PUBLISH_TIMEOUT, OUTBOX_FULL, FRAME_TOO_LARGE, INVALID_CHANNEL, CLIENT_CLOSED,
    * or the server's code.
+   *
+   * With a channel from `defineChannel()`, `data` is typed by its schema's input; the server checks
+   * it (`INVALID_DATA`) when its `channels` option lists the channel.
    */
+  publish<Schema extends StandardSchemaV1>(
+    channel: ChannelDefinition<Schema>,
+    data: InferInput<Schema>,
+    options?: PublishOptions,
+  ): Promise<PublishAck>
   publish(channel: string, data: unknown, options?: PublishOptions): Promise<PublishAck>
 }
 
@@ -132,6 +140,8 @@ interface Channel {
   _epoch?: string | undefined
   /** Offset of the last position seen. */
   _offset: number
+  /** Newest messages to replay first, asked for while the channel has no position (unset: none). */
+  readonly _rewind?: number | undefined
   /** rid of the `subscribe` sent on this connection; answers to older ones are ignored. */
   _rid?: string | undefined
   /** `subscribed` arrived on this connection. An error before that means the subscribe was refused. */
@@ -238,9 +248,10 @@ function createCore(options: CoreClientOptions): PushClient {
           // A probe carries no subscriptions: they move to it when it wins.
           cursor: () =>
             attempt === current
-              ? Array.from(channels.values(), ({ _name, _epoch, _offset }) => ({
+              ? Array.from(channels.values(), ({ _name, _epoch, _offset, _rewind }) => ({
                   channel: _name,
                   position: _epoch === undefined ? _epoch : { epoch: _epoch, offset: _offset },
+                  rewind: _rewind,
                 }))
               : [],
           onFrame: (frame) => (attempt === current ? onFrame(frame, attempt._transport as Transport) : attempt._onProbeFrame?.(frame)),
@@ -472,7 +483,9 @@ function createCore(options: CoreClientOptions): PushClient {
     if (!hello) return
     const frame: SubscribeFrame = { type: 'subscribe', channel: channel._name, rid: (channel._rid = String(++rid)) }
     channel._confirmed = false
+    // A rewind only until the channel has a position: after that a resume never replays again.
     if (channel._epoch !== undefined) frame.since = `${channel._epoch}-${channel._offset}`
+    else if (channel._rewind) frame.rewind = channel._rewind
     current?._transport?.send(frame)
   }
 
@@ -578,6 +591,10 @@ function createCore(options: CoreClientOptions): PushClient {
       const id = options?.since
       const since = id === undefined ? id : parseId(id)
       if (id !== undefined && !since) throw new PushError('INVALID_OPTIONS', `since ${JSON.stringify(id)}: not <epoch>-<offset>`)
+      const rewind = options?.rewind
+      if (rewind !== undefined && (!(Number.isSafeInteger(rewind) && rewind >= 0) || since)) {
+        throw new PushError('INVALID_OPTIONS', `rewind ${rewind}: a whole number of messages, 0 or more, and not with since`)
+      }
       const emitter: SubscriptionEmitter = createNanoEvents()
       if (schema) validateMessages(emitter, schema)
       const subscription = createSubscription<T>(
@@ -596,14 +613,15 @@ function createCore(options: CoreClientOptions): PushClient {
       if (listener) subscription.on('message', listener)
       let shared = channels.get(name)
       if (!shared) {
-        channels.set(name, (shared = { _name: name, _epoch: since?.epoch, _offset: since?.offset ?? 0, _listeners: new Set() }))
+        channels.set(name, (shared = { _name: name, _epoch: since?.epoch, _offset: since?.offset ?? 0, _rewind: rewind, _listeners: new Set() }))
         sendSubscribe(shared)
       }
       shared._listeners.add(emitter)
       return subscription
     },
 
-    publish(channel: string, data: unknown, { event, key }: PublishOptions = {}): Promise<PublishAck> {
+    publish(target: string | ChannelDefinition, data: unknown, { event, key }: PublishOptions = {}): Promise<PublishAck> {
+      const channel = typeof target === 'string' ? target : target.name
       return new Promise((resolve, reject) => {
         const refuseWith = (code: ErrorCode, message: string, cause?: unknown): void =>
           reject(new PushError(code, message, { channel, cause }))

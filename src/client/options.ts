@@ -216,6 +216,16 @@ export interface SubscribeOptions {
    */
   since?: string
   /**
+   * Deliver the channel's newest `rewind` messages from history before live ones (the last value
+   * of a config key, the recent lines of a chat): exactly once, in order, on every transport but
+   * `mqtt` (which has no history and refuses it with `INVALID_OPTIONS`). Fewer when history holds
+   * fewer, without a gap; at most the server's `maxRewind` (100 by default). Only the first
+   * subscribe rewinds: once the subscription has a position, reconnects resume from it. Not with
+   * `since` (`INVALID_OPTIONS`); ignored when the client already has a subscription to the channel.
+   * @default undefined (no rewind: live from now)
+   */
+  rewind?: number | undefined
+  /**
    * A Standard Schema (zod 4, valibot, arktype, …) for the data of this subscription's messages:
    * each is validated before it reaches the listener and async iteration, with the schema's output
    * as its `data`; one that fails goes to the subscription's `invalid` event instead. An async

@@ -93,7 +93,7 @@ export class PushClient extends CorePushClient {
       const traced = (channel: string | ChannelDefinition, listener?: (message: PushMessage<unknown>) => void, subscribeOptions?: SubscribeOptions) => {
         const subscription = subscribe(channel, listener, subscribeOptions)
         const name = typeof channel === 'string' ? channel : channel.name
-        subscription.on('subscribed', ({ position }) => log('subscribed', { channel: name, position, since: subscribeOptions?.since }))
+        subscription.on('subscribed', ({ position }) => log('subscribed', { channel: name, position, since: subscribeOptions?.since, rewind: subscribeOptions?.rewind }))
         subscription.on('gap', (gap) => log('gap', { ...gap }))
         return subscription
       }

@@ -183,6 +183,13 @@ function createMqttTransport(context: TransportContext, options: MqttTransportOp
     if (!mqttClient || closed) return
     if (frame.type === 'subscribe') {
       const { channel, rid } = frame
+      if (frame.rewind) {
+        // A broker keeps no history to rewind through (a retained message is one state, not the last n).
+        const message = `rewind: the mqtt transport has no history (an MQTT broker keeps only a retained message per topic)`
+        // Answered later, as a server would: the core registers the subscription after sending.
+        queueMicrotask(() => emit({ type: 'error', code: 'INVALID_OPTIONS', message, channel, ...(rid && { rid }) }))
+        return
+      }
       channels.add(channel)
       let id = subscriptionIds.get(channel)
       if (protocolVersion === 5 && id === undefined) subscriptionIds.set(channel, (id = subscriptionIds.size + 1))

@@ -155,6 +155,8 @@ export interface SubscribeFrame {
   rid?: string
   /** Resume after this message id (`${epoch}-${offset}`); omitted: live from now. */
   since?: string
+  /** Without `since`: replay this many of the channel's newest messages first (protocol.md 4, rule 5). */
+  rewind?: number
 }
 
 export interface UnsubscribeFrame {

@@ -33,15 +33,25 @@ export function parseId(id: string): Position | undefined {
 /** One entry of a stream cursor: a channel and, when resuming, its position. */
 export interface CursorEntry {
   channel: string
-  position?: Position
+  position?: Position | undefined
+  /** Without a position: replay this many of the channel's newest messages first (protocol.md 4, rule 5). */
+  rewind?: number | undefined
 }
 
 /**
  * Formats a stream cursor: entries joined by `,`, each `channel` (live from
- * now) or `channel=epoch-offset` (resume after that message).
+ * now), `channel=epoch-offset` (resume after that message) or `channel~n`
+ * (the newest n messages, then live).
  */
 export const formatCursor = (entries: CursorEntry[]): string =>
-  entries.map(({ channel, position }) => (position ? `${channel}=${position.epoch}-${position.offset}` : channel)).join(',')
+  entries
+    .map(({ channel, position, rewind }) =>
+      position ? `${channel}=${position.epoch}-${position.offset}` : rewind ? `${channel}~${rewind}` : channel,
+    )
+    .join(',')
+
+/** A rewind count of a cursor entry (`~` then 1 to 10 digits); undefined when malformed. */
+export const parseRewind = (digits: string): number | undefined => (/^\d{1,10}$/.test(digits) ? Number(digits) : undefined)
 
 /** Parses a stream cursor; undefined when any entry is malformed or a channel repeats. */
 export function parseCursor(cursor: string, maxEntries = 256): CursorEntry[] | undefined {
@@ -51,17 +61,18 @@ export function parseCursor(cursor: string, maxEntries = 256): CursorEntry[] | u
   const seen = new Set<string>()
   const entries: CursorEntry[] = []
   for (const part of parts) {
-    const eq = part.indexOf('=')
-    const channel = eq === -1 ? part : part.slice(0, eq)
+    const split = part.search(/[=~]/)
+    const channel = split === -1 ? part : part.slice(0, split)
     if (!isChannelName(channel) || seen.has(channel)) return undefined
     seen.add(channel)
-    if (eq === -1) {
+    if (split === -1) {
       entries.push({ channel })
       continue
     }
-    const position = parseId(part.slice(eq + 1))
-    if (!position) return undefined
-    entries.push({ channel, position })
+    const rest = part.slice(split + 1)
+    const entry: CursorEntry = part[split] === '~' ? { channel, rewind: parseRewind(rest) } : { channel, position: parseId(rest) }
+    if (!entry.position && entry.rewind === undefined) return undefined
+    entries.push(entry)
   }
   return entries
 }

@@ -3,6 +3,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { GapReason, TransportName } from '../protocol/frames.js'
 import type { ChannelDefinition } from '../protocol/channel-definition.js'
+import type { InferInput, StandardSchemaV1 } from '../protocol/standard-schema.js'
 import type { Broker } from './brokers/broker.js'
 
 // The public types of pushline/server: its options, hooks and the PushServer
@@ -183,6 +184,13 @@ export interface PushServerOptions<I extends Identity = Identity> {
    * @default 256
    */
   maxSubscriptions?: number
+  /**
+   * The most messages a subscribe's `rewind` replays (protocol.md 4, rule 5): a larger request is
+   * clamped to this, not refused, so a client gets the newest `maxRewind`. Like every replay it
+   * goes out in pages, at the pace the client reads.
+   * @default 100
+   */
+  maxRewind?: number
   /**
    * Transports offered, in preferred order; `hello` lists them and the others' endpoints answer 404.
    * `long-polling` and `short-polling` share `<path>/poll`, which answers 404 only when both are off;
@@ -460,7 +468,15 @@ export interface PushServer {
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean
   /** For frameworks: takes over an upgrade request for `<path>/ws` and returns true, else returns false. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
-  /** Publishes a message to every subscriber of `channel`; bypasses onPublish. */
+  /**
+   * Publishes a message to every subscriber of `channel`; bypasses onPublish. With a channel from
+   * `defineChannel()`, `data` is typed by its schema's input and validated by it (`INVALID_DATA`).
+   */
+  publish<Schema extends StandardSchemaV1>(
+    channel: ChannelDefinition<Schema>,
+    data: InferInput<Schema>,
+    options?: PublishOptions,
+  ): Promise<PublishResult>
   publish(channel: string, data: unknown, options?: PublishOptions): Promise<PublishResult>
   /**
    * The channel's recent messages from its history, oldest first: the newest `limit`, or with

@@ -4,6 +4,7 @@ import type { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import { PushError } from '../errors.js'
 import { formatId, isChannelName, parseId } from '../protocol/position.js'
+import type { ChannelDefinition } from '../protocol/channel-definition.js'
 import type { Broker } from './brokers/broker.js'
 import { MemoryBroker } from './brokers/memory-broker.js'
 import type { Endpoint } from './endpoints/endpoint.js'
@@ -64,6 +65,8 @@ class PushServerImpl implements PushServer {
     const heartbeatMs = positive('heartbeatMs', Math.min(options.heartbeatMs ?? 20_000, MAX_TIMER_MS))
     const maxFrameBytes = positive('maxFrameBytes', options.maxFrameBytes ?? 65_536)
     const maxSubscriptions = positive('maxSubscriptions', options.maxSubscriptions ?? 256)
+    const maxRewind = options.maxRewind ?? 100
+    if (!Number.isSafeInteger(maxRewind) || maxRewind < 0) throw new RangeError('maxRewind must be a whole number of messages, 0 or more')
     const logger = options.logger ?? console
     this.#path = basePath(options.path ?? '/push')
     const schemas = (this.#schemas = new ChannelSchemas(options.channels))
@@ -107,6 +110,7 @@ class PushServerImpl implements PushServer {
       heartbeatMs,
       heartbeatGraceMs: options.heartbeatGraceMs ?? 10_000,
       maxSubscriptions,
+      maxRewind,
       maxBufferedBytes,
       brokerLingerMs: Math.min(brokerLingerMs, MAX_TIMER_MS),
       logger,
@@ -230,7 +234,13 @@ class PushServerImpl implements PushServer {
     return this.#routeUpgrade(req, socket, head, this.#path)
   }
 
-  async publish(channel: string, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+  publish(channel: string | ChannelDefinition, data: unknown, options?: PublishOptions): Promise<PublishResult>
+  async publish(definition: string | ChannelDefinition, data: unknown, options: PublishOptions = {}): Promise<PublishResult> {
+    const channel = typeof definition === 'string' ? definition : definition.name
+    const schema = typeof definition === 'string' ? undefined : definition.schema
+    if (schema !== undefined && typeof schema?.['~standard']?.validate !== 'function') {
+      throw new PushError('INVALID_OPTIONS', `the schema of channel ${JSON.stringify(channel)} is not a Standard Schema (zod 4, valibot, arktype, …)`, { channel })
+    }
     if (!isChannelName(channel)) {
       throw new PushError('INVALID_CHANNEL', `channel ${quoteForMessage(String(channel))}: 1 to 128 of A-Z a-z 0-9 _ . : @ / -`, { channel })
     }
@@ -240,7 +250,7 @@ class PushServerImpl implements PushServer {
     }
     const snapshot = jsonSnapshot(data)
     if (!snapshot) throw new PushError('BAD_FRAME', 'data cannot be serialized as JSON', { channel })
-    const invalid = await this.#schemas.check(channel, snapshot.value)
+    const invalid = await this.#schemas.check(channel, snapshot.value, schema)
     if (invalid) throw new PushError('INVALID_DATA', invalid, { channel })
     const { epoch, offset } = await this.#broker.publish(channel, event, snapshot.value)
     return { epoch, offset, id: formatId(epoch, offset) }

@@ -36,11 +36,23 @@ export interface ClientOptions {
   publishTimeoutMs?: number
 }
 
+/** The subscribe options the suite passes through to `client.subscribe()`. */
+export interface SubscribeCallOptions {
+  rewind?: number
+  since?: string
+}
+
+export type SubscribeOutcome = { ok: true } | { ok: false; code: string; message: string }
+
 export interface ClientDriver {
   /** Creates the client (not yet connected). */
   create(options: ClientOptions): Promise<void>
   connect(): Promise<void>
-  subscribe(channel: string): Promise<void>
+  /**
+   * Subscribes with `options` (rewind, since); resolves once confirmed when open, or with the
+   * error `client.subscribe()` threw.
+   */
+  subscribe(channel: string, options?: SubscribeCallOptions): Promise<SubscribeOutcome>
   unsubscribe(channel: string): Promise<void>
   publish(channel: string, data: unknown, options?: { event?: string }): Promise<PublishOutcome>
   state(): Promise<string>

@@ -1,4 +1,4 @@
-import { PushClient, shortPolling, type PushError, type RegisteredTransportName } from '../../src/index.js'
+import { PushClient, shortPolling, type PushError, type RegisteredTransportName, type Subscription } from '../../src/index.js'
 import type { ClientDriver, ClientLog, ReceivedGap, ReceivedMessage } from './driver.js'
 
 /** Drives a PushClient in this Node process. */
@@ -32,14 +32,24 @@ export function nodeDriver(): ClientDriver {
     async connect() {
       need().connect()
     },
-    async subscribe(channel) {
+    async subscribe(channel, options) {
       const received: ReceivedMessage[] = []
       const seenGaps: ReceivedGap[] = []
+      let sub: Subscription
+      try {
+        sub = need().subscribe(
+          channel,
+          (msg) => {
+            received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
+          },
+          options,
+        )
+      } catch (error) {
+        const err = error as PushError
+        return { ok: false, code: err.code, message: err.message }
+      }
       messages.set(channel, received)
       gaps.set(channel, seenGaps)
-      const sub = need().subscribe(channel, (msg) => {
-        received.push({ channel: msg.channel, event: msg.event, data: msg.data, offset: msg.offset, id: msg.id })
-      })
       sub.on('gap', (gap) => seenGaps.push({ ...gap }))
       subs.set(channel, sub)
       // Resolve once the server confirmed it, so "live from now" includes what the test publishes next.
@@ -51,6 +61,7 @@ export function nodeDriver(): ClientDriver {
           })
         })
       }
+      return { ok: true }
     },
     async unsubscribe(channel) {
       subs.get(channel)?.unsubscribe()

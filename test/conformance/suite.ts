@@ -273,6 +273,74 @@ export function defineConformance(target: ConformanceTarget): void {
       expect(messages).toHaveLength(1)
     })
 
+    it('rewinds: a fresh subscribe with rewind 3 after 5 published gets 3, 4, 5, then live 6', async () => {
+      const driver = await connected()
+      await publishNumbers('last', 1, 5)
+      expect(await driver.subscribe('last', { rewind: 3 })).toEqual({ ok: true })
+      const rewound = await received(driver, 'last', 3)
+      expect(payloads(rewound)).toEqual([3, 4, 5])
+      expect(rewound.map((m) => m.offset)).toEqual([3, 4, 5])
+      await publishNumbers('last', 6, 6)
+      await received(driver, 'last', 4)
+      await sleep(100)
+      expect(payloads(await driver.messages('last'))).toEqual([3, 4, 5, 6])
+      expect(await driver.gaps('last')).toEqual([])
+    })
+
+    it('rewinds through what history holds when it holds fewer, without a gap', async () => {
+      await fixture.restart({ ...suiteServerOptions, historySize: 3 })
+      const driver = await connected()
+      await publishNumbers('trimmed', 1, 5)
+      await publishNumbers('short', 1, 2)
+      await driver.subscribe('trimmed', { rewind: 50 })
+      await driver.subscribe('short', { rewind: 50 })
+      await driver.subscribe('empty', { rewind: 50 })
+      await received(driver, 'trimmed', 3)
+      await received(driver, 'short', 2)
+      await publishNumbers('empty', 1, 1)
+      await received(driver, 'empty', 1)
+      await sleep(100)
+      expect(payloads(await driver.messages('trimmed'))).toEqual([3, 4, 5])
+      expect(payloads(await driver.messages('short'))).toEqual([1, 2])
+      expect(payloads(await driver.messages('empty'))).toEqual([1])
+      for (const channel of ['trimmed', 'short', 'empty']) expect(await driver.gaps(channel)).toEqual([])
+    })
+
+    it('does not rewind again on reconnect: it resumes from the position it has', async () => {
+      const driver = await connected()
+      await publishNumbers('rewound', 1, 5)
+      await driver.subscribe('rewound', { rewind: 3 })
+      // Subscribed on an empty channel: its position (offset 0) came with `subscribed`, not a message.
+      await driver.subscribe('fresh', { rewind: 2 })
+      await received(driver, 'rewound', 3)
+      fixture.proxy.refuse(true)
+      fixture.proxy.cutAll()
+      await waitFor(async () => (await driver.state()) === 'reconnecting', 'reconnecting')
+      await publishNumbers('rewound', 6, 7)
+      // A second rewind would deliver only 3 and 4 of these: the resume from offset 0 delivers all.
+      await publishNumbers('fresh', 1, 4)
+      fixture.proxy.refuse(false)
+      await received(driver, 'rewound', 5)
+      await received(driver, 'fresh', 4)
+      await sleep(100)
+      expect(payloads(await driver.messages('rewound'))).toEqual([3, 4, 5, 6, 7])
+      expect(payloads(await driver.messages('fresh'))).toEqual([1, 2, 3, 4])
+      expect(await driver.gaps('rewound')).toEqual([])
+      expect(await driver.gaps('fresh')).toEqual([])
+    })
+
+    it('refuses rewind together with since, and a rewind that is not a count, with INVALID_OPTIONS', async () => {
+      const driver = await connected()
+      const withSince = await driver.subscribe('both', { rewind: 2, since: 'abc-1' })
+      expect(withSince).toMatchObject({ ok: false, code: 'INVALID_OPTIONS' })
+      expect(withSince.ok || withSince.message).toContain('since')
+      expect(await driver.subscribe('both', { rewind: -1 })).toMatchObject({ ok: false, code: 'INVALID_OPTIONS' })
+      // The client goes on: the channel can still be subscribed properly.
+      await publishNumbers('both', 1, 2)
+      await driver.subscribe('both', { rewind: 1 })
+      expect(payloads(await received(driver, 'both', 1))).toEqual([2])
+    })
+
     if (target.raw) {
       const raw = target.raw
       it('answers malformed and oversized frames with typed errors; other clients are unaffected', async () => {

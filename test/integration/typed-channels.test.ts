@@ -163,6 +163,33 @@ describe('typed channels', () => {
     })
   }
 
+  it('publishes through a defined channel: push.publish validates with its schema, listed or not', async () => {
+    await start()
+    const bad = { id: 'x', total: 'lots', placedAt: 'yesterday' } as unknown as z.input<typeof order>
+    await expect(fixture.push.publish(orders, bad)).rejects.toMatchObject({ code: 'INVALID_DATA', channel: 'orders' })
+    const ack = await fixture.push.publish(orders, { id: 'y', total: 1, placedAt: '2026-01-02T03:04:05Z' }, { event: 'placed' })
+    expect(ack.offset).toBe(1)
+    expect((await fixture.push.history('orders')).messages).toMatchObject([{ event: 'placed', data: { id: 'y' } }])
+    // Another definition of a listed channel must pass both schemas.
+    const strict = defineChannel('orders', order.extend({ total: z.number().min(10) }))
+    await fixture.close()
+    await start({ channels: [orders] })
+    await expect(fixture.push.publish(strict, { id: 'z', total: 2, placedAt: '2026-01-02T03:04:05Z' })).rejects.toMatchObject({ code: 'INVALID_DATA' })
+    const broken = { name: 'orders', schema: {} } as unknown as typeof orders
+    await expect(fixture.push.publish(broken, { id: 'z', total: 20, placedAt: '2026-01-02T03:04:05Z' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+  })
+
+  it('publishes from the client through a defined channel, on its name', async () => {
+    const client = await start({ channels: [orders] })
+    client.connect()
+    const received: PushMessage[] = []
+    const subscription = client.subscribe('orders', (message) => received.push(message))
+    await subscribed(subscription)
+    await expect(client.publish(orders, { id: 'a', total: 3, placedAt: '2026-01-02T03:04:05Z' })).resolves.toMatchObject({ channel: 'orders', offset: 1 })
+    await waitFor(() => received.length === 1, 'the message')
+    expect(received[0]?.data).toEqual({ id: 'a', total: 3, placedAt: '2026-01-02T03:04:05Z' })
+  })
+
   it('checks what onPublish returned, not what the client sent', async () => {
     const client = await start({ channels: [orders], onPublish: ({ data }) => ({ data: { ...(data as object), total: 0 } }) })
     client.connect()

@@ -134,6 +134,20 @@ describe('mqtt() transport', () => {
     ])
   })
 
+  it('refuses a subscribe with rewind with INVALID_OPTIONS (a broker keeps no history), without subscribing', async () => {
+    const { transport, frames, connected } = open()
+    await connected
+    const client = clients[0]!
+    client.emit('connect', {})
+    transport.send({ type: 'subscribe', channel: 'home/t', rid: 'r1', rewind: 3 })
+    expect(frames.slice(1)).toEqual([]) // answered later, as a server would
+    await flush()
+    expect(client.subscriptions).toEqual([])
+    expect(frames.slice(1)).toEqual([
+      { type: 'error', code: 'INVALID_OPTIONS', message: expect.stringMatching(/^rewind: the mqtt transport has no history/), channel: 'home/t', rid: 'r1' },
+    ])
+  })
+
   it('publishes QoS 1 and acks on PUBACK; a wildcard channel cannot be published to', async () => {
     const { transport, frames, connected } = open({ filters: { all: 'home/#' } })
     await connected

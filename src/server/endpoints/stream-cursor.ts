@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../../protocol/frames.js'
-import { formatId, isChannelName, parseCursor, parseId } from '../../protocol/position.js'
+import { formatId, isChannelName, parseCursor, parseId, parseRewind } from '../../protocol/position.js'
 import type { CursorEntry, Position } from '../../protocol/position.js'
 import { quoteForMessage } from '../hub/out-frame.js'
 import type { ChannelPosition } from '../hub/out-frame.js'
@@ -23,18 +23,24 @@ export function parseRequestCursor(cursor: string, maxEntries: number): CursorPa
   const seen = new Set<string>()
   const entries: CursorEntry[] = []
   for (const part of parts) {
-    const eq = part.indexOf('=')
-    const channel = eq === -1 ? part : part.slice(0, eq)
+    const split = part.search(/[=~]/)
+    const channel = split === -1 ? part : part.slice(0, split)
     if (!isChannelName(channel)) {
       return { ok: false, code: 'INVALID_CHANNEL', message: `invalid channel in cursor: ${quoteForMessage(channel)}` }
     }
     if (seen.has(channel)) return { ok: false, code: 'BAD_FRAME', message: `channel ${channel} repeats in cursor` }
     seen.add(channel)
-    if (eq === -1) {
+    if (split === -1) {
       entries.push({ channel })
       continue
     }
-    const position = parseId(part.slice(eq + 1))
+    if (part[split] === '~') {
+      const rewind = parseRewind(part.slice(split + 1))
+      if (rewind === undefined) return { ok: false, code: 'BAD_FRAME', message: `invalid rewind for ${channel} in cursor: expected ~ and 1 to 10 digits` }
+      entries.push({ channel, rewind })
+      continue
+    }
+    const position = parseId(part.slice(split + 1))
     if (!position) return { ok: false, code: 'BAD_FRAME', message: `invalid position for ${channel} in cursor` }
     entries.push({ channel, position })
   }

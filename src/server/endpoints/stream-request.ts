@@ -109,5 +109,5 @@ export async function openHubConnection(
 
 /** Cursor entries as subscribe requests; `continues` for a poll that carries positions it already holds. */
 export function cursorRequests(entries: readonly CursorEntry[], continues = false): SubscribeRequest[] {
-  return entries.map(({ channel, position }) => ({ channel, since: position, continues }))
+  return entries.map(({ channel, position, rewind }) => ({ channel, since: position, rewind, continues }))
 }

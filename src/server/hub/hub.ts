@@ -14,6 +14,11 @@ export interface HubOptions {
   heartbeatMs: number
   heartbeatGraceMs: number
   maxSubscriptions: number
+  /**
+   * A subscribe's `rewind` is clamped to this.
+   * @default 100
+   */
+  maxRewind?: number | undefined
   maxBufferedBytes: number
   /** How long a channel keeps its broker subscription after its last local subscriber left (0: not at all). */
   brokerLingerMs: number
@@ -30,6 +35,8 @@ export interface HubOptions {
 export interface SubscribeRequest {
   channel: string
   since?: Position | undefined
+  /** Without `since`: replay up to this many of the channel's newest messages first (protocol.md 4, rule 5). */
+  rewind?: number | undefined
   rid?: string | undefined
   /**
    * The client already holds this subscription at `since` (a poll carrying
@@ -45,6 +52,8 @@ export interface Subscription {
   readonly channel: string
   readonly rid: string | undefined
   readonly since: Position | undefined
+  /** How many of the newest messages the first page starts before (0: none), clamped to maxRewind. */
+  readonly rewind: number
   readonly continues: boolean
   readonly local: LocalChannel
   /**
@@ -253,6 +262,7 @@ export class Hub {
         channel: request.channel,
         rid: request.rid,
         since: request.since,
+        rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
         continues: request.continues === true && request.since !== undefined,
         local,
         // Listening before recovering, and buffering meanwhile, is what makes
@@ -393,13 +403,19 @@ export class Hub {
    * read slowly) says so with a `gap`.
    */
   async #fetchPage(subscription: Subscription): Promise<void> {
-    const { connection, channel, since } = subscription
+    const { connection, channel, since, rewind } = subscription
     const first = subscription.page === undefined
     subscription.backlogDropped = false
-    const from = first ? since : { epoch: subscription.epoch, offset: subscription.offset }
+    let from = first ? since : { epoch: subscription.epoch, offset: subscription.offset }
     let recovery: Recovery
     try {
       await subscription.local.ready
+      if (first && rewind) {
+        // A rewind is a resume from `rewind` before the newest message, paged like any other replay.
+        const newest = await this.#options.broker.recover(channel, undefined)
+        if (!subscription.active) return
+        from = { epoch: newest.epoch, offset: Math.max(0, newest.offset - rewind) }
+      }
       recovery = await this.#options.broker.recover(channel, from, { limit: REPLAY_PAGE_MESSAGES })
     } catch (error) {
       if (!subscription.active) return
@@ -436,6 +452,8 @@ export class Hub {
       connection.shutdown(closeFrame('EPOCH_FLAPPING', EPOCH_FLAP_MESSAGE, EPOCH_FLAP_RETRY_MS))
       return
     }
+    // History shorter than the rewind asked for is no loss to a subscription that had no position.
+    if (first && rewind && recovery.gap === 'history-exhausted') recovery = { ...recovery, gap: undefined }
     subscription.page = recovery.messages
     subscription.pageIndex = 0
     // A broker that sets `more` with an empty page would replay forever.

@@ -29,10 +29,19 @@ export class ChannelSchemas {
    * Why `data` may not be published on `channel`, as an `INVALID_DATA` message; undefined when it
    * may (it matches the channel's schema, or the channel has none). The data published is `data`
    * as given, not the schema's output: subscribers validate it again with their own schema.
+   * `own` is the schema of the definition `push.publish` was given, checked too when it is not the
+   * listed one.
    */
-  async check(channel: string, data: unknown): Promise<string | undefined> {
-    const schema = this.#schemas.get(channel)
-    if (!schema) return undefined
+  async check(channel: string, data: unknown, own?: StandardSchemaV1): Promise<string | undefined> {
+    const listed = this.#schemas.get(channel)
+    if (own && own !== listed) {
+      const invalid = await this.#checkWith(own, channel, data)
+      if (invalid) return invalid
+    }
+    return listed && this.#checkWith(listed, channel, data)
+  }
+
+  async #checkWith(schema: StandardSchemaV1, channel: string, data: unknown): Promise<string | undefined> {
     const result = await validateWith(schema, data)
     return result.issues ? `data does not match the schema of channel ${JSON.stringify(channel)}: ${describeIssues(result.issues)}` : undefined
   }

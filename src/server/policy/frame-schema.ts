@@ -18,6 +18,12 @@ const since = z.string().transform((value, ctx) => {
   return position
 })
 
+/** A subscribe's `rewind`: how many of the newest messages to replay; the hub clamps it to `maxRewind`. */
+const rewind = z.custom<number>(
+  (value) => Number.isSafeInteger(value) && (value as number) >= 0,
+  'expected a whole number of messages, 0 or more',
+)
+
 const publishFields = {
   channel,
   event: shortString.optional(),
@@ -27,7 +33,12 @@ const publishFields = {
 }
 
 export const clientFrameSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('subscribe'), channel, rid: shortString.optional(), since: since.optional() }),
+  z
+    .object({ type: z.literal('subscribe'), channel, rid: shortString.optional(), since: since.optional(), rewind: rewind.optional() })
+    .refine((frame) => frame.since === undefined || !frame.rewind, {
+      path: ['rewind'],
+      message: 'not with since: a subscribe resumes from a position or rewinds, not both',
+    }),
   z.object({ type: z.literal('unsubscribe'), channel }),
   z.object({ type: z.literal('publish'), rid: shortString, ...publishFields }),
   z.object({ type: z.literal('pong') }),
