@@ -26,7 +26,7 @@ export const LIGHT_COMMANDS = 'home/light/set'
 /**
  * Starts the broker on loopback ports (0 = any free port), the devices and the bridge into `push`.
  * Returns the hook for the server's onPublish (light commands), the devices' current state for the
- * page's snapshot, and close(). The plug loses power every
+ * devices' current state (`snapshot()`), and close(). The plug loses power every
  * `plugPowerCutEveryMs` for `plugOutageMs`.
  */
 export async function startMqttDevices(
@@ -44,7 +44,7 @@ export async function startMqttDevices(
   const wsUrl = `ws://${host}:${http.address().port}`
   console.log(`demo MQTT broker (aedes): ${url}   MQTT over WebSocket ${wsUrl}`)
 
-  // The devices' own truth, for the page's snapshot: what a page that opens now should show.
+  // The devices' own truth (pages see it through the channels' newest messages, with rewind).
   const state = {
     climate: null,
     light: { on: false, at: new Date().toISOString() },

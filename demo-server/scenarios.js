@@ -95,8 +95,8 @@ export function onPublish(context, lightCommands) {
 // ---- feeds ---------------------------------------------------------------------------------------
 
 /**
- * Starts the simulated feeds on `push`; returns the current state for `/demo/snapshot`, the
- * badge's mark-all-read, and stop().
+ * Starts the simulated feeds on `push`; returns the badge's mark-all-read, and stop(). Pages
+ * subscribe with `rewind` to see the current state (the newest messages) at once.
  */
 export async function startFeeds(push) {
   // Orders: an e-commerce back office where staff must see status changes at once.
@@ -104,8 +104,6 @@ export async function startFeeds(push) {
   const CUSTOMERS = ['Li Wei', 'Zhang Min', 'Wang Fang', 'Chen Jie', 'Liu Yang', 'Zhao Lei']
   let nextOrderId = 10_231
   const openOrders = []
-  /** The last update of the most recent orders, with its message id, for /demo/snapshot. */
-  const recentOrders = new Map()
 
   async function orderTick() {
     // Keep three to five orders in flight; advance one of them per tick.
@@ -116,10 +114,7 @@ export async function startFeeds(push) {
     const status = ORDER_FLOW[order.step]
     const at = new Date().toISOString()
     const update = { orderId: order.orderId, customer: order.customer, amount: order.amount, status, at }
-    const { id } = await push.publish('orders', update, { event: 'order-update' })
-    recentOrders.delete(order.orderId)
-    recentOrders.set(order.orderId, { ...update, id })
-    if (recentOrders.size > 8) recentOrders.delete(recentOrders.keys().next().value)
+    await push.publish('orders', update, { event: 'order-update' })
     order.step += 1
     if (order.step >= ORDER_FLOW.length) openOrders.splice(openOrders.indexOf(order), 1)
   }
@@ -139,13 +134,9 @@ export async function startFeeds(push) {
     'New login from Chrome on Windows',
   ]
   let unread = []
-  /** The last badge message with its id, for /demo/snapshot. */
-  let lastBadge = null
-  async function publishBadge() {
+  const publishBadge = () => {
     const data = { unread: unread.length, latest: unread.slice(-5).reverse(), at: new Date().toISOString() }
-    const { offset, id } = await push.publish('notifications', data, { event: 'unread-count' })
-    // A tick and a mark-read may overlap; keep the later message.
-    if (!lastBadge || offset > lastBadge.offset) lastBadge = { ...data, offset, id }
+    return push.publish('notifications', data, { event: 'unread-count' })
   }
   async function notificationTick() {
     unread.push({ text: NOTICES[Math.floor(Math.random() * NOTICES.length)], at: new Date().toISOString() })
@@ -167,20 +158,11 @@ export async function startFeeds(push) {
     }
   }
 
-  // The config's first value is in history from the start, for pages that subscribe with rewind.
+  // The config's first value is in history from the start, for pages that subscribe with rewind: 1.
   await push.publish('config', config, { event: 'config' })
 
   const stops = [every(2_000, orderTick), every(6_000, notificationTick), every(1_000, counterTick, 0), every(4_000, tickBurst, 0)]
   return {
-    async snapshot() {
-      // The config's current value is the last message of its channel.
-      const latestConfig = (await push.history('config', { limit: 1 })).messages.at(-1)
-      return {
-        orders: [...recentOrders.values()],
-        notifications: lastBadge,
-        config: latestConfig ? { ...latestConfig.data, id: latestConfig.id } : null,
-      }
-    },
     async markAllRead() {
       unread = []
       await publishBadge()

@@ -1,6 +1,6 @@
 // The pushline demo: one node:http server with pushline attached at /push, a page with the six
 // scenarios server push is usually taught with, four hostile networks in front of it, and a small
-// API for the page (sign in, snapshot, mark read).
+// API for the page (sign in, mark read).
 //
 //   npm run demo                       (builds, then runs this file)
 //   PORT=3000 HOST=0.0.0.0 node demo-server/server.js
@@ -116,11 +116,6 @@ async function handle(req, res) {
     if (!USERS.includes(userId)) return json(res, 400, { error: `user must be one of ${USERS.join(', ')}` })
     const token = signIn(userId)
     return json(res, 200, { userId, token }, { 'Set-Cookie': `${TOKEN_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Lax` })
-  }
-  if (req.method === 'GET' && pathname === '/demo/snapshot') {
-    // The current state, with the id of the message that produced each part: the page loads this
-    // once connected and keeps whichever is newer, the snapshot or a live message.
-    return json(res, 200, { ...(feeds ? await feeds.snapshot() : {}), devices: devices.snapshot() })
   }
   if (req.method === 'POST' && pathname === '/demo/notifications/read') {
     await feeds?.markAllRead()

@@ -40,21 +40,6 @@ window.demo = {
   restartAll() {
     for (const card of this.cards.values()) card.restart()
   },
-
-  /** The current state, with the id of the message that produced each part (see the scenarios). */
-  async snapshot() {
-    const response = await fetch('/demo/snapshot', { cache: 'no-store' })
-    return response.json()
-  },
-}
-
-/** True when message id `a` is newer than `b` (`<epoch>-<offset>`); another epoch counts as newer. */
-window.isNewer = (a, b) => {
-  if (!b) return true
-  const cut = (id) => [id.slice(0, id.lastIndexOf('-')), Number(id.slice(id.lastIndexOf('-') + 1))]
-  const [epochA, offsetA] = cut(a)
-  const [epochB, offsetB] = cut(b)
-  return epochA !== epochB || offsetA > offsetB
 }
 
 function createCard({ id, title, classic, lesson, body, start, clientOptions, area = '' }) {
@@ -107,7 +92,7 @@ function createCard({ id, title, classic, lesson, body, start, clientOptions, ar
           /** client.subscribe, watched by the inspector. */
           subscribe(channel, listener, options) {
             const subscription = client.subscribe(channel, listener, options)
-            inspector.watch(subscription)
+            inspector.watch(subscription, options)
             return subscription
           },
           inspector,

@@ -106,18 +106,21 @@ window.Inspector = class Inspector {
     this.#schedule()
   }
 
-  /** Watches one subscription: its messages for the sequence check, its `subscribed` for resumes. */
-  watch(subscription) {
+  /**
+   * Watches one subscription: its messages for the sequence check, its `subscribed` for resumes
+   * (and, with `rewind`, for what came from history first).
+   */
+  watch(subscription, { rewind } = {}) {
     const channel = subscription.channel
     const seen = this.#channel(channel)
     subscription.on('message', (message) => this.#onMessage(seen, message))
     subscription.on('subscribed', ({ position }) => {
       const [epoch, offset] = splitId(position)
-      // A resume (this channel had a position already) or rewind: count what comes that is older than now.
-      if (seen.epoch !== null) {
+      // A resume (this channel had a position already) or a rewind: count what comes that is older than now.
+      if (seen.epoch !== null || rewind) {
         seen.resumedAt = Date.now()
         seen.caughtUp = 0
-        this.lastResume = { channel, position, at: seen.resumedAt, caughtUp: 0 }
+        this.lastResume = { channel, position, at: seen.resumedAt, caughtUp: 0, rewind: seen.epoch === null }
       }
       if (seen.epoch === null || seen.epoch !== epoch) {
         seen.epoch = epoch
@@ -305,7 +308,11 @@ window.Inspector = class Inspector {
         fact('messages', `${summary.messages} · ${rate.toFixed(1)}/s`, `≈ ${formatBytes(this.bytes)} of frames in`),
         fact('sequence', sequenceOk ? '✓ once, in order' : '✗ broken', `duplicates ${summary.duplicates} · out of order ${summary.outOfOrder} · gaps ${summary.gaps}`, sequenceOk ? 'ok' : 'bad'),
         fact('reconnects', String(summary.reconnects), `fallbacks ${summary.fallbacks.length}`),
-        fact('last resume', resume ? `${resume.channel} at ${resume.position}` : '–', resume ? `${resume.caughtUp} caught up from history` : 'not yet'),
+        fact(
+          resume?.rewind ? 'rewind' : 'last resume',
+          resume ? `${resume.channel} at ${resume.position}` : '–',
+          resume ? `${resume.caughtUp} ${resume.rewind ? 'replayed' : 'caught up'} from history` : 'not yet',
+        ),
         fact(
           'heartbeat',
           everyMs ? `every ${everyMs / 1000} s` : '–',

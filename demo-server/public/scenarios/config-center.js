@@ -26,11 +26,8 @@
         </div>
       </div>`,
     start({ $, subscribe, client }) {
-      let shownId = null
       let edited = false
       const show = (config, id) => {
-        if (!isNewer(id, shownId)) return
-        shownId = id
         const { flags, rateLimitPerMinute, editedBy, at } = config
         $('.config-value').textContent = JSON.stringify({ flags, rateLimitPerMinute }, null, 2)
         $('.config-meta').textContent = `${id} · by ${editedBy} at ${new Date(at).toLocaleTimeString([], { hour12: false })}`
@@ -43,12 +40,8 @@
           $('[name=rateLimitPerMinute]').value = String(rateLimitPerMinute)
         }
       }
-      subscribe('config', (message) => show(message.data, message.id))
-      const offState = client.on('state', async (state) => {
-        if (state !== 'open') return
-        const { config } = await demo.snapshot()
-        if (config) show(config, config.id)
-      })
+      // rewind: 1 — the config's newest message is its current value: shown at once, then every change.
+      subscribe('config', (message) => show(message.data, message.id), { rewind: 1 })
       const form = $('.config-editor')
       const onInput = () => (edited = true)
       const onSubmit = async (event) => {
@@ -68,7 +61,6 @@
       form.addEventListener('input', onInput)
       form.addEventListener('submit', onSubmit)
       return () => {
-        offState()
         form.removeEventListener('input', onInput)
         form.removeEventListener('submit', onSubmit)
       }

@@ -14,14 +14,13 @@
         <thead><tr><th>Order</th><th>Customer</th><th class="num">Amount</th><th>Status</th><th>Updated</th></tr></thead>
         <tbody class="orders"><tr class="empty"><td colspan="5">Waiting for the first status change…</td></tr></tbody>
       </table></div>`,
-    start({ $, subscribe, client }) {
+    start({ $, subscribe }) {
       const rows = new Map()
       const tbody = $('.orders')
       tbody.replaceChildren(html('tr', { className: 'empty' }, [html('td', { colSpan: 5 }, ['Waiting for the first status change…'])]))
 
-      const show = (order, id, { quiet = false } = {}) => {
+      const show = (order, id) => {
         let row = rows.get(order.orderId)
-        if (row && !isNewer(id, row.dataset.id)) return
         tbody.querySelector('.empty')?.remove()
         if (!row) {
           row = html('tr', {}, [0, 1, 2, 3, 4].map(() => html('td')))
@@ -36,15 +35,11 @@
         row.cells[3].replaceChildren(html('span', { className: 'status-tag' }, [order.status]))
         row.cells[3].firstChild.dataset.s = order.status
         row.cells[4].textContent = new Date(order.at).toLocaleTimeString([], { hour12: false })
+        // Replaying the animation marks the row that just changed; the newest change goes on top.
         row.classList.remove('fresh')
-        if (!quiet) {
-          void row.offsetWidth
-          row.classList.add('fresh')
-        }
-        // Newest change on top (a snapshot may arrive after newer live rows).
-        const before = [...tbody.rows].find((other) => other !== row && other.dataset.updated < order.at)
-        if (before) tbody.insertBefore(row, before)
-        else tbody.append(row)
+        void row.offsetWidth
+        row.classList.add('fresh')
+        tbody.prepend(row)
         while (tbody.rows.length > 6) {
           const last = tbody.rows[tbody.rows.length - 1]
           for (const [orderId, other] of rows) if (other === last) rows.delete(orderId)
@@ -52,14 +47,9 @@
         }
       }
 
-      const orders = subscribe('orders', (message) => show(message.data, message.id))
+      // rewind: 6 — the last six updates from history fill the table, then live ones follow.
+      const orders = subscribe('orders', (message) => show(message.data, message.id), { rewind: 6 })
       orders.on('presence', () => ($('.viewers').textContent = String(orders.presence().length)))
-      const offState = client.on('state', async (state) => {
-        if (state !== 'open') return
-        const snapshot = await demo.snapshot()
-        for (const order of snapshot.orders ?? []) show(order, order.id, { quiet: true })
-      })
-      return offState
     },
   })
 }

@@ -19,11 +19,7 @@
       </div>`,
     start({ $, subscribe, client }) {
       let lightOn = null
-      /** Channels shown from a live message: a snapshot never overwrites those. */
-      const shownLive = new Set()
-      const show = (channel, value, live) => {
-        if (!live && shownLive.has(channel)) return
-        if (live) shownLive.add(channel)
+      const show = (channel, value) => {
         if (channel === 'home/livingroom/climate') {
           $('.temperature').textContent = `${value.temperature.toFixed(1)} °C`
           $('.humidity').textContent = `${value.humidity.toFixed(0)} % RH`
@@ -42,19 +38,18 @@
         }
       }
       for (const channel of CHANNELS) {
-        // The bridge's messages carry the device's payload, decoded, in data.payload.
-        subscribe(channel, (message) => {
-          if (message.data?.format === 'json') show(channel, message.data.payload, true)
-          if (channel === 'home/light/state') $('.command').textContent = ''
-        })
+        // The bridge's messages carry the device's payload, decoded, in data.payload. rewind: 1 —
+        // each device's last message first, so the card shows the house as it is at once.
+        const subscription = subscribe(
+          channel,
+          (message) => {
+            if (message.data?.format === 'json') show(channel, message.data.payload)
+          },
+          { rewind: 1 },
+        )
+        // The light's first state is from history; a later one answers the switch.
+        if (channel === 'home/light/state') subscription.on('message', () => ($('.command').textContent = ''))
       }
-      const offState = client.on('state', async (state) => {
-        if (state !== 'open') return
-        const { devices } = await demo.snapshot()
-        if (devices.climate) show('home/livingroom/climate', devices.climate, false)
-        show('home/light/state', devices.light, false)
-        show('home/plug/status', devices.plug, false)
-      })
       const onSwitch = async () => {
         if (lightOn === null) return
         const on = !lightOn
@@ -71,7 +66,6 @@
       }
       $('.switch').addEventListener('click', onSwitch)
       return () => {
-        offState()
         $('.switch').removeEventListener('click', onSwitch)
       }
     },

@@ -16,23 +16,14 @@
       </div>
       <p class="hint poll-info">Not polled yet.</p>
       <ol class="previews" data-empty="No unread notifications."></ol>`,
-    start({ $, subscribe, client, inspector }) {
-      let shownId = null
-      const show = ({ unread, latest }, id) => {
-        if (!isNewer(id, shownId)) return
-        shownId = id
+    start({ $, subscribe, inspector }) {
+      const show = ({ unread, latest }) => {
         $('.badge').hidden = unread === 0
         $('.badge').textContent = unread > 99 ? '99+' : String(unread)
         $('.previews').replaceChildren(...latest.map(({ text, at }) => html('li', {}, [html('time', {}, [new Date(at).toLocaleTimeString([], { hour12: false })]), text])))
       }
-      subscribe('notifications', (message) => show(message.data, message.id))
-      // Subscriptions deliver what happens from now on; the badge as it is now comes from
-      // /demo/snapshot, loaded on every (re)connect. Whichever is newer wins.
-      const offState = client.on('state', async (state) => {
-        if (state !== 'open') return
-        const { notifications } = await demo.snapshot()
-        if (notifications) show(notifications, notifications.id)
-      })
+      // rewind: 1 — the newest message from history first: the badge as it is now, then live ones.
+      subscribe('notifications', (message) => show(message.data), { rewind: 1 })
       // The poll's rhythm, from the inspector: each answer (a message or a 204 `ping`) is a frame.
       const timer = setInterval(() => {
         const { lastFrameAt, everyMs } = inspector.heartbeat
@@ -40,10 +31,7 @@
           ? `Transport ${inspector.transport ?? '…'}; last answer ${new Date(lastFrameAt).toLocaleTimeString([], { hour12: false })}${inspector.transport === 'short-polling' ? `; next poll in ≤ ${(everyMs ?? 3000) / 1000} s` : ''}.`
           : 'Not polled yet.'
       }, 500)
-      return () => {
-        offState()
-        clearInterval(timer)
-      }
+      return () => clearInterval(timer)
     },
   })
 
