@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
-import { artifactsDir, requireBuild, root, test } from './harness.js'
+import { artifactsDir, launchChromium, requireBuild, root, test } from './harness.js'
 
 interface Demo {
   readonly origin: string
@@ -123,7 +123,10 @@ describe('demo-server/server.js', () => {
   test('each scenario works on its classic transport', async ({ chromium }) => {
     const errors: string[] = []
     const page = await openDemo(chromium, errors)
-    const other = await openDemo(chromium, errors)
+    // The second user in a browser of its own: each demo tab holds three HTTP/1.1 connections (SSE,
+    // the long poll, the iframe stream), and a browser has six per host (demo-server/README.md).
+    const otherBrowser = await launchChromium()
+    const other = await openDemo(otherBrowser.context, errors)
     try {
       for (const id of CARDS) expect((await summary(page, id)).transport, id).toBe(CLASSIC[id])
 
@@ -137,6 +140,7 @@ describe('demo-server/server.js', () => {
           new Promise<boolean>((resolve) => {
             const client = (window as unknown as { demo: { cards: Map<string, { client: { subscribe(c: string, f: (m: { data: { unread: number } }) => void): unknown } }> } }).demo.cards.get('unread-badge')!.client
             client.subscribe('notifications', (message) => message.data.unread === 0 && resolve(true))
+            setTimeout(() => resolve(false), 15_000)
           }),
       )
       await page.click('#unread-badge .mark-read')
@@ -174,12 +178,14 @@ describe('demo-server/server.js', () => {
       await keep(other, 'demo-scenario-chat', 'chat')
       // Per-channel authorization: carol may not read alice and bob's DMs, even by asking directly.
       await other.selectOption('#chat .user', 'carol')
+      await expect.poll(() => text(other, '#chat .result'), { timeout: 10_000 }).toBe('Signed in as carol.')
       await expect.poll(async () => (await summary(other, 'chat')).state, { timeout: 10_000 }).toBe('open')
       const refusal = await other.evaluate(
         () =>
           new Promise<string>((resolve) => {
             const client = (window as unknown as { demo: { cards: Map<string, { client: { subscribe(c: string): { on(e: string, f: (e: { code: string }) => void): void } } }> } }).demo.cards.get('chat')!.client
             client.subscribe('dm:alice:bob').on('error', (error) => resolve(error.code))
+            setTimeout(() => resolve('no answer in 10 s'), 10_000)
           }),
       )
       expect(refusal).toBe('SUBSCRIBE_REJECTED')
@@ -207,7 +213,7 @@ describe('demo-server/server.js', () => {
       expect(errors).toEqual([])
     } finally {
       await page.close()
-      await other.close()
+      await otherBrowser.close()
     }
   })
 
