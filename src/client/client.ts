@@ -56,7 +56,8 @@ export interface PushClient {
   /**
    * Subscribes to a channel. Works in any state: the subscription is sent once connected, and
    * resumed without loss after every reconnect. Throws `INVALID_CHANNEL` for a malformed name, and
-   * `INVALID_OPTIONS` for a `since` that is not a message id.
+   * `INVALID_OPTIONS` for a `since` that is not a message id, or a `rewind` that is not a count of
+   * messages or comes with `since`.
    *
    * With a channel from `defineChannel()`, or a `schema` option, each message's data is validated
    * and typed by the schema: one that fails goes to the subscription's `invalid` event instead.
@@ -592,8 +593,8 @@ function createCore(options: CoreClientOptions): PushClient {
       const since = id === undefined ? id : parseId(id)
       if (id !== undefined && !since) throw new PushError('INVALID_OPTIONS', `since ${JSON.stringify(id)}: not <epoch>-<offset>`)
       const rewind = options?.rewind
-      if (rewind !== undefined && (!(Number.isSafeInteger(rewind) && rewind >= 0) || since)) {
-        throw new PushError('INVALID_OPTIONS', `rewind ${rewind}: a whole number of messages, 0 or more, and not with since`)
+      if (rewind !== undefined && !(rewind >= 0 && Number.isSafeInteger(rewind) && !since)) {
+        throw new PushError('INVALID_OPTIONS', `rewind ${rewind}: a count of messages, without since`)
       }
       const emitter: SubscriptionEmitter = createNanoEvents()
       if (schema) validateMessages(emitter, schema)

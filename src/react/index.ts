@@ -53,6 +53,15 @@ export interface UsePushOptions<T = unknown> {
    */
   enabled?: boolean
   /**
+   * Start with the channel's newest `rewind` messages from history (the client's subscribe option
+   * of that name): `data` shows the last value at once instead of waiting for the next message,
+   * and `onMessage` gets each. Read when the channel's subscription starts: components that share
+   * it (one channel, one client) get what the first one asked for, and changing it later does not
+   * resubscribe.
+   * @default undefined (no rewind: live from now)
+   */
+  rewind?: number
+  /**
    * Only messages with this event name update `data` and call `onMessage`.
    * @default undefined (every message)
    */
@@ -182,8 +191,12 @@ function channelStore(client: PushClient, channel: string | ChannelDefinition): 
           for (const listener of listeners) listener.notify()
         }
         let subscription: Subscription | undefined
+        // The component that starts the channel's subscription decides its rewind.
+        const [first] = listeners
+        const options = { rewind: first?.options.current.rewind }
         try {
-          subscription = typeof channel === 'string' ? client.subscribe(channel) : client.subscribe(channel)
+          subscription =
+            typeof channel === 'string' ? client.subscribe(channel, undefined, options) : client.subscribe(channel, undefined, options)
         } catch (error) {
           fail(error as PushError) // INVALID_CHANNEL
           return () => {

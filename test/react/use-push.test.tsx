@@ -87,6 +87,24 @@ describe('usePush', () => {
     expect(client.transport).toBe('websocket')
   })
 
+  it('starts with the newest messages when asked to rewind, each once, under StrictMode', async () => {
+    for (const n of [1, 2, 3]) await push.publish('news', { n })
+    const seen: number[] = []
+    render(
+      <StrictMode>
+        <PushProvider client={client}>
+          <News rewind={2} onMessage={(message) => seen.push(message.data.n)} />
+        </PushProvider>
+      </StrictMode>,
+    )
+    await waitFor(() => expect(out()).toBe('open|websocket|3|message|-'))
+    expect(seen).toEqual([2, 3])
+    expect(subscribe).toHaveBeenCalledTimes(1)
+    await act(() => push.publish('news', { n: 4 }))
+    await waitFor(() => expect(out()).toBe('open|websocket|4|message|-'))
+    expect(seen).toEqual([2, 3, 4])
+  })
+
   it('opens one connection and one subscription under StrictMode', async () => {
     const states: string[] = []
     client.on('state', (state) => states.push(state))
@@ -303,6 +321,6 @@ describe('usePush with a channel from defineChannel', () => {
     await act(() => push.publish('counts', { n: 3 }))
     await waitFor(() => expect(out()).toBe('3'))
     expect(invalid.map(({ message }) => message.data)).toEqual([{ n: 'two' }])
-    expect(subscribe).toHaveBeenCalledWith(counts)
+    expect(subscribe).toHaveBeenCalledWith(counts, undefined, { rewind: undefined })
   })
 })

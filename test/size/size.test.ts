@@ -20,25 +20,27 @@ import tsupConfig from '../../tsup.config.js'
  * token read over fetch) about +215 B websocket-only and +526 B every transport; issue 14 (messages
  * that name the cause, the limit or the allowed form: +108 B websocket-only, +550 B every
  * transport; options checked in pushline's constructor, ready(): +1376 B; the debug log: +456 B;
- * typed channels, the schema check of subscribe and its `invalid` event: about +185 B each).
+ * typed channels, the schema check of subscribe and its `invalid` event: about +185 B each; rewind on
+ * subscribe (its check, the frame field, the `channel~n` cursor entry) and publish to a defined
+ * channel: +91 B websocket-only, +108 B every transport, +100 B pushline, +109 B script tag).
  */
 const BUDGET = {
   /** An app that lists every transport: PushClient of pushline/core and the five factories. */
-  everyTransport: 8470,
+  everyTransport: 8580,
   /**
    * An app that imports PushClient and only the websocket transport from pushline/core. The target
    * is 3500 B and is NOT met: negotiation now comes only with the fallback transports, but the core
    * (resume and dedupe, the outbox, lifecycle, frame validation) is over it on its own. This
    * ceiling only stops it from growing (see above for what raised it).
    */
-  websocketOnly: 5110,
+  websocketOnly: 5205,
   /**
    * What `import { PushClient } from 'pushline'` costs: every transport, names and the default
    * list; `share: true` loads pushline/share on demand, in a chunk of its own.
    */
-  pushlineEntry: 10120,
+  pushlineEntry: 10220,
   /** dist/pushline.iife.min.js: the pushline entry with pushline/share inlined (a script has no chunks). */
-  cdn: 11430,
+  cdn: 11538,
 }
 
 const root = fileURLToPath(new URL('../../', import.meta.url))

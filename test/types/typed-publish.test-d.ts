@@ -6,6 +6,7 @@
 import { describe, expectTypeOf, test } from 'vitest'
 import { z } from 'zod'
 import { PushClient, defineChannel, type PublishAck, type StandardSchemaV1, type SubscribeOptions } from '../../src/index.js'
+import { usePush, type UsePushOptions } from '../../src/react/index.js'
 import { createPushServer, type PublishResult } from '../../src/server/index.js'
 
 // The input has a string date; subscribers get the schema's output (a Date).
@@ -56,5 +57,10 @@ describe('rewind', () => {
     client.subscribe('news', undefined, { rewind: 1 })
     // @ts-expect-error: a count, not a string.
     client.subscribe('news', undefined, { rewind: '1' })
+  })
+
+  test('usePush takes it too', () => {
+    expectTypeOf<UsePushOptions['rewind']>().toEqualTypeOf<number | undefined>()
+    expectTypeOf(usePush(orders, { rewind: 1 }).data).toEqualTypeOf<{ id: string; placedAt: Date } | undefined>()
   })
 })

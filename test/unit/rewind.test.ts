@@ -97,7 +97,24 @@ describe('rewind on subscribe', () => {
     for (const options of [{ rewind: 2, since: 'e-1' }, { rewind: -1 }, { rewind: 1.5 }, { rewind: Number.NaN }]) {
       expect(() => client.subscribe('x', undefined, options)).toThrowError(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
     }
-    expect(() => client.subscribe('x', undefined, { rewind: 2, since: 'e-1' })).toThrow(/not with since/)
+    expect(() => client.subscribe('x', undefined, { rewind: 2, since: 'e-1' })).toThrow(/without since/)
+  })
+
+  it('delivers the rewound messages, then live ones, through async iteration', async () => {
+    const { client, open } = setup()
+    const subscription = client.subscribe('config', undefined, { rewind: 2 })
+    const offsets: number[] = []
+    const reading = (async () => {
+      for await (const msg of subscription) if (offsets.push(msg.offset) === 3) break
+    })()
+    const socket = open()
+    expect(socket.framesOf('subscribe')).toMatchObject([{ channel: 'config', rewind: 2 }])
+    socket.receive({ type: 'subscribed', channel: 'config', epoch: 'e', offset: 8 })
+    socket.receive(message('config', 'e', 9), message('config', 'e', 10))
+    socket.receive(message('config', 'e', 11))
+    await reading
+    expect(offsets).toEqual([9, 10, 11])
+    expect(subscription.active).toBe(false)
   })
 
   it('carries `channel~n` in a stream cursor until the channel has a position', () => {
