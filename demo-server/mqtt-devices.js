@@ -26,7 +26,7 @@ export const LIGHT_COMMANDS = 'home/light/set'
 /**
  * Starts the broker on loopback ports (0 = any free port), the devices and the bridge into `push`.
  * Returns the hook for the server's onPublish (light commands), the devices' current state for the
- * page's snapshot, the page's static files, and close(). The plug loses power every
+ * devices' current state (`snapshot()`), and close(). The plug loses power every
  * `plugPowerCutEveryMs` for `plugOutageMs`.
  */
 export async function startMqttDevices(
@@ -44,7 +44,7 @@ export async function startMqttDevices(
   const wsUrl = `ws://${host}:${http.address().port}`
   console.log(`demo MQTT broker (aedes): ${url}   MQTT over WebSocket ${wsUrl}`)
 
-  // The devices' own truth, for the page's snapshot: what a page that opens now should show.
+  // The devices' own truth (pages see it through the channels' newest messages, with rewind).
   const state = {
     climate: null,
     light: { on: false, at: new Date().toISOString() },
@@ -104,7 +104,7 @@ export async function startMqttDevices(
   every(3000, async () => {
     if (!plug.connected) return
     state.plug.watts = Math.round(60 + Math.random() * 25)
-    await plug.publishAsync('home/plug/power', JSON.stringify({ watts: state.plug.watts }), { qos: 1 })
+    await plug.publishAsync('home/plug/power', JSON.stringify({ watts: state.plug.watts, at: new Date().toISOString() }), { qos: 1 })
   })
   every(plugPowerCutEveryMs, async () => {
     if (!plug.connected) return
@@ -139,11 +139,6 @@ export async function startMqttDevices(
       return bridge.onPublish(context)
     },
     snapshot: () => structuredClone(state),
-    /** The smart-home card's files, in the shape of server.js's `files` table. */
-    files: {
-      '/smart-home.js': { dir: new URL('./public/', import.meta.url), name: 'smart-home.js', type: 'text/javascript; charset=utf-8' },
-      '/smart-home.css': { dir: new URL('./public/', import.meta.url), name: 'smart-home.css', type: 'text/css; charset=utf-8' },
-    },
     async close() {
       for (const timer of timers) clearInterval(timer)
       await bridge.close()
