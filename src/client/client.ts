@@ -50,7 +50,8 @@ export interface PushClient {
   connect(): void
   /**
    * Closes the connection, stops reconnecting, clears every timer, and rejects pending publishes
-   * with `CLIENT_CLOSED`. Subscriptions stay registered: `connect()` resumes them. Idempotent.
+   * with `CLIENT_CLOSED`. Subscriptions stay registered: `connect()` resumes them, and a pending
+   * `for await` over one keeps waiting (its `unsubscribe()` ends it). Idempotent.
    */
   close(): void
   /**
