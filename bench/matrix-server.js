@@ -9,6 +9,7 @@
 
 import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { getHeapSnapshot } from 'node:v8'
 import { WebSocketServer } from 'ws'
 
 const SERVERS = ['ws', 'ws-batched', 'socketio', 'sse-raw', 'pushline']
@@ -41,9 +42,11 @@ async function startPushline() {
   } catch (error) {
     throw new Error(`cannot import 'pushline/server' (run \`npm run build\` first): ${error.message}`)
   }
-  // Defaults (heartbeat 20 s, history 1000) except the connection limits, which would refuse a
+  // Defaults (heartbeat 20 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection limits, which would refuse a
   // benchmark's thousands of loopback clients from one address.
+  const heartbeatMs = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || undefined
   const push = mod.createPushServer({
+    heartbeatMs,
     maxConnections: 100_000,
     maxConnectionsPerIp: 100_000,
     maxConnectsPerSecond: 100_000,
@@ -176,6 +179,37 @@ async function settledMemory() {
   return { rss: m.rss, heapUsed: m.heapUsed, external: m.external }
 }
 
+/**
+ * A heap snapshot summed by what each object is: `{ "<kind> <name>": [count, bytes] }`. Objects and
+ * closures by constructor or function name, engine internals by their snapshot name, strings and
+ * numbers by type only (their name is their content).
+ */
+async function heapClasses() {
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc()
+    await sleep(50)
+  }
+  const chunks = []
+  for await (const chunk of getHeapSnapshot()) chunks.push(chunk)
+  const snapshot = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  const { node_fields: fields, node_types: [types] } = snapshot.snapshot.meta
+  const width = fields.length
+  const typeAt = fields.indexOf('type')
+  const nameAt = fields.indexOf('name')
+  const sizeAt = fields.indexOf('self_size')
+  const byName = ['object', 'closure', 'native', 'hidden', 'array', 'code', 'synthetic']
+  const classes = {}
+  const nodes = snapshot.nodes
+  for (let i = 0; i < nodes.length; i += width) {
+    const type = types[nodes[i + typeAt]]
+    const key = byName.includes(type) ? `${type} ${snapshot.strings[nodes[i + nameAt]]}` : `(${type})`
+    const entry = (classes[key] ??= [0, 0])
+    entry[0] += 1
+    entry[1] += nodes[i + sizeAt]
+  }
+  return classes
+}
+
 /** Microseconds on CLOCK_MONOTONIC, which every process on the host shares (Linux). */
 function nowUs() {
   return Number(process.hrtime.bigint() / 1000n)
@@ -190,6 +224,9 @@ process.on('message', async (command) => {
     switch (command.op) {
       case 'memory':
         reply(command, { memory: await settledMemory() })
+        break
+      case 'heap-classes':
+        reply(command, { classes: await heapClasses() })
         break
       case 'cpu-start':
         cpuStart = process.cpuUsage()

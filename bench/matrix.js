@@ -31,6 +31,8 @@ const PAD = 'x'.repeat(64) // a small realistic payload next to seq + ts
 const CONNECT_CONCURRENCY = 100
 const SERVER_SCRIPT = fileURLToPath(new URL('./matrix-server.js', import.meta.url))
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
+// Results go to bench/results/<name>.json and .md: name runs to keep them apart (e.g. before and after a change).
+const RESULTS_NAME = /^[\w.-]{1,64}$/.test(process.env.BENCH_RESULTS_NAME ?? '') ? process.env.BENCH_RESULTS_NAME : 'matrix'
 
 /** Every column of the matrix: which server child, and how its clients speak to it. */
 const ALL_TARGETS = [
@@ -53,6 +55,9 @@ const TARGETS = listFromEnv('BENCH_TARGETS', ALL_TARGETS.map((t) => t.id)).map((
 })
 /** The 10k idle phase is long (a heartbeat round each): only the transports that hold a stream open and ping. */
 const IDLE_TARGETS = new Set(listFromEnv('BENCH_IDLE_TARGETS', ['ws', 'socketio-websocket', 'sse-raw', 'pushline-websocket', 'pushline-sse']))
+
+// BENCH_HEAP_SNAPSHOT=<n>: instead of the matrix, what n idle connections of each target hold, per connection, by object.
+const HEAP_SNAPSHOT_CLIENTS = intFromEnv('BENCH_HEAP_SNAPSHOT', 0, 0, 2_000)
 
 /** @type {Set<import('node:child_process').ChildProcess>} */
 const children = new Set()
@@ -78,6 +83,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets:
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
+  if (HEAP_SNAPSHOT_CLIENTS > 0) return heapSnapshots()
   const machine = describeMachine()
   printHeader(machine)
   const runs = []
@@ -95,9 +101,9 @@ async function main() {
   const table = markdownTable(report)
   console.log('\n' + table)
   mkdirSync(RESULTS_DIR, { recursive: true })
-  writeFileSync(new URL('./matrix.json', `file://${RESULTS_DIR}`), JSON.stringify(report, null, 2) + '\n')
-  writeFileSync(new URL('./matrix.md', `file://${RESULTS_DIR}`), table + '\n')
-  console.log(`\nwritten: bench/results/matrix.json, bench/results/matrix.md`)
+  writeFileSync(`${RESULTS_DIR}${RESULTS_NAME}.json`, JSON.stringify(report, null, 2) + '\n')
+  writeFileSync(`${RESULTS_DIR}${RESULTS_NAME}.md`, table + '\n')
+  console.log(`\nwritten: bench/results/${RESULTS_NAME}.json, bench/results/${RESULTS_NAME}.md`)
   clearTimeout(watchdog)
   process.exit(0)
 }
@@ -158,6 +164,43 @@ async function runTarget(target) {
     await server.close()
   }
   return result
+}
+
+/** Heap snapshots with none and with HEAP_SNAPSHOT_CLIENTS idle clients, per target: the difference per connection, by object. */
+async function heapSnapshots() {
+  const n = HEAP_SNAPSHOT_CLIENTS
+  const report = {}
+  for (const target of TARGETS) {
+    const server = await startServer(target.server)
+    const url = clientUrl(target, server.urls)
+    let clients = []
+    try {
+      const before = (await server.request({ op: 'heap-classes' })).classes
+      clients = await connectMany(target, url, new Sink(), n)
+      await sleep(500)
+      const after = (await server.request({ op: 'heap-classes' })).classes
+      const rows = Object.keys({ ...before, ...after })
+        .map((key) => {
+          const [c0, b0] = before[key] ?? [0, 0]
+          const [c1, b1] = after[key] ?? [0, 0]
+          return { key, count: (c1 - c0) / n, bytes: (b1 - b0) / n }
+        })
+        .filter((row) => Math.abs(row.bytes) >= 8)
+        .sort((a, b) => b.bytes - a.bytes)
+      const total = rows.reduce((sum, row) => sum + row.bytes, 0)
+      report[target.id] = { clients: n, bytesPerConnection: total, rows }
+      console.log(`\n== ${target.label}: ${n} idle connections, ${bytes(total)} of heap per connection ==`)
+      for (const row of rows.slice(0, 40)) console.log(`  ${row.bytes.toFixed(0).padStart(6)} B  ${row.count.toFixed(2).padStart(6)} x  ${row.key}`)
+    } finally {
+      for (const c of clients) c.close()
+      await server.close()
+    }
+  }
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  writeFileSync(`${RESULTS_DIR}${RESULTS_NAME}-heap.json`, JSON.stringify(report, null, 2) + '\n')
+  console.log(`\nwritten: bench/results/${RESULTS_NAME}-heap.json`)
+  clearTimeout(watchdog)
+  process.exit(0)
 }
 
 /** IDLE_CLIENTS idle connections for IDLE_SECONDS: server CPU (heartbeats included) and memory. */
