@@ -9,6 +9,7 @@
 
 import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
 import { getHeapSnapshot } from 'node:v8'
 import { WebSocketServer } from 'ws'
 
@@ -38,7 +39,9 @@ function peerFrame(data, offset) {
 async function startPushline() {
   let mod
   try {
-    mod = await import('pushline/server')
+    // BENCH_PUSHLINE_DIST: another build's dist/ (e.g. `npx tsup --out-dir /tmp/other`), to compare two builds.
+    const dist = process.env.BENCH_PUSHLINE_DIST
+    mod = await import(dist ? pathToFileURL(`${dist}/server.js`).href : 'pushline/server')
   } catch (error) {
     throw new Error(`cannot import 'pushline/server' (run \`npm run build\` first): ${error.message}`)
   }

@@ -427,6 +427,8 @@ async function connectMany(target, url, sink, count) {
   return clients
 }
 
+let lateFailureSeen = false
+
 /** Opens one client; resolves once it is subscribed and will get every later message. */
 function openClient(target, url, sink, index) {
   const client = { index, lastSeq: -1, generation: 0, pings: 0, answers: 0, close: () => {} }
@@ -434,7 +436,12 @@ function openClient(target, url, sink, index) {
     const timer = setTimeout(() => fail(new Error('not ready in 20 s')), 20_000)
     let settled = false
     function fail(error) {
-      if (settled) return
+      if (settled) {
+        // After setup a failure shows up as missing deliveries; say why once per run.
+        if (!lateFailureSeen) log(`warning: ${target.label} client ${index} failed after setup: ${error?.message ?? error}`)
+        lateFailureSeen = true
+        return
+      }
       settled = true
       clearTimeout(timer)
       client.close()
@@ -543,6 +550,8 @@ function openSse(target, url, sink, client, ready, fail) {
   client.close = () => req.destroy()
 }
 
+let newPollSockets = 0
+process.on('exit', () => process.env.BENCH_DEBUG && console.log('new poll sockets', newPollSockets))
 /** A long-polling client as docs/protocol.md 3.5 describes it: poll, read the NDJSON answer, poll again with the new position. */
 function openPoll(target, url, sink, client, ready, fail) {
   let session = null
@@ -570,6 +579,7 @@ function openPoll(target, url, sink, client, ready, fail) {
       res.on('end', () => {
         sink.units++
         client.answers++
+        if (!req.reusedSocket) newPollSockets++
         for (const line of body.split('\n')) {
           if (line === '') continue
           const frame = JSON.parse(line)
