@@ -26,7 +26,7 @@ export abstract class ResponseStreamConnection extends Connection {
     return !this.res.destroyed && !this.res.writableEnded
   }
 
-  protected writeChunk(chunk: string): void {
+  protected writeChunk(chunk: string | Buffer): void {
     if (!this.res.write(chunk)) this.#stalledSince ??= Date.now()
   }
 

@@ -28,6 +28,18 @@ const SOLE_CHANNEL_ID_LINE = new FrameEncoding((frame) => {
 })
 
 /**
+ * A whole event of a frame that moves a position, for a stream whose only channel is the frame's:
+ * the same bytes for every such stream, encoded once per message (the fan-out case, then one
+ * write of shared bytes per connection).
+ */
+const SOLE_CHANNEL_EVENT = new FrameEncoding((frame) =>
+  Buffer.from(`${frame.encoded(SOLE_CHANNEL_ID_LINE)}${frame.encoded(DATA_LINE)}\n`),
+)
+
+/** A whole event without `id:` (ping, error, presence): the same bytes for every stream. */
+const PLAIN_EVENT = new FrameEncoding((frame) => Buffer.from(`${frame.encoded(DATA_LINE)}\n`))
+
+/**
  * A client on an SSE response: each frame is one event with one `data:`
  * line; frames that move a position carry the whole stream cursor as `id:`,
  * so the browser's Last-Event-ID always says where to resume.
@@ -43,10 +55,24 @@ export class SseConnection extends ResponseStreamConnection {
 
   protected write(frames: readonly OutFrame[]): void {
     if (!this.writable) return
+    const only = frames.length === 1 ? frames[0] : undefined
+    if (only) {
+      const type = only.frame.type
+      if (only.position) {
+        this.#cursor.advance(only.position)
+        if (this.#cursor.size === 1) {
+          this.writeChunk(only.encoded(SOLE_CHANNEL_EVENT))
+          return
+        }
+      } else if (type !== 'hello' && type !== 'close') {
+        this.writeChunk(only.encoded(PLAIN_EVENT))
+        return
+      }
+    }
     let out = ''
     for (const frame of frames) {
       if (frame.position) {
-        this.#cursor.advance(frame.position)
+        if (frame !== only) this.#cursor.advance(frame.position)
         // Alone on the stream, the channel's position is the cursor: the line is shared by all such streams.
         out += this.#cursor.size === 1 ? frame.encoded(SOLE_CHANNEL_ID_LINE) : `id: ${this.#cursor.format()}\n`
       } else if (frame.frame.type === 'hello') {

@@ -17,7 +17,7 @@ import { sendFrame } from './http-io.js'
 
 const SUBPROTOCOL = 'pushline.v1'
 /** What a client sends once per heartbeat; recognised without JSON.parse and zod. */
-const PONG = '{"type":"pong"}'
+const PONG = Buffer.from('{"type":"pong"}')
 /** One WebSocket message carries the frames of a flush up to about this size, so no client hits its message size limit. */
 const MAX_BATCH_BYTES = 1024 * 1024
 /** protocol.md 3.2: the hard limit above which ws closes with 1009. */
@@ -326,8 +326,8 @@ export class WebSocketEndpoint implements Endpoint {
       connection.send(new OutFrame(errorFrame('BAD_FRAME', 'frames are text messages')))
       return
     }
+    if (bytes.length === PONG.length && bytes.equals(PONG)) return
     const text = bytes.toString('utf8')
-    if (text === PONG) return
     const decoded = decodeFrame(clientFrameSchema, text, bytes.length, maxFrameBytes)
     if (!decoded.ok) {
       connection.send(new OutFrame(decoded.error))

@@ -64,7 +64,8 @@ export abstract class Connection {
   /** Who the client is, as `authenticate` found it; undefined when anonymous. Set before the hub adds it. */
   identity: Identity | undefined
   #state: ConnectionState = 'open'
-  #pending: OutFrame[] = []
+  /** Frames for this turn's flush; undefined between flushes, so an idle connection holds no array. */
+  #pending: OutFrame[] | undefined
   /** JSON characters of `#pending`: what this turn's flush is about to write. */
   #pendingBytes = 0
   /**
@@ -99,9 +100,24 @@ export abstract class Connection {
   /** Queues a frame for this turn's flush. Frames sent after close are dropped. */
   send(frame: OutFrame): void {
     if (this.#state !== 'open') return
-    this.#pending.push(frame)
     this.#pendingBytes += frame.json.length
-    if (this.#pending.length === 1) this.#scheduler.mark(this)
+    if (this.#pending) {
+      this.#pending.push(frame)
+      return
+    }
+    this.#pending = [frame]
+    this.#scheduler.mark(this)
+  }
+
+  /**
+   * Writes `frames` at once when nothing waits for this turn's flush (else queues them, keeping
+   * order). For the heartbeat: a round touches every connection, and a frame that batches with
+   * nothing is cheaper written now than scheduled (no set entry, no batch array, no second pass).
+   */
+  sendAlone(frames: readonly OutFrame[]): void {
+    if (this.#state !== 'open') return
+    if (this.#pending) for (const frame of frames) this.send(frame)
+    else this.write(frames)
   }
 
   /**
@@ -120,8 +136,8 @@ export abstract class Connection {
   /** Writes the frames queued so far as one batch. */
   flush(): void {
     const frames = this.#pending
-    if (frames.length === 0 || this.#state === 'closed') return
-    this.#pending = []
+    if (frames === undefined || this.#state === 'closed') return
+    this.#pending = undefined
     this.#pendingBytes = 0
     this.write(frames)
   }
@@ -131,7 +147,7 @@ export abstract class Connection {
     if (this.#state !== 'open') return
     this.#state = 'closing'
     this.#scheduler.forget(this)
-    this.#pending.push(close)
+    ;(this.#pending ??= []).push(close)
     this.flush()
     this.end(close)
   }
@@ -140,7 +156,7 @@ export abstract class Connection {
   markClosed(): void {
     if (this.#state === 'closed') return
     this.#state = 'closed'
-    this.#pending = []
+    this.#pending = undefined
     this.#pendingBytes = 0
     this.onDrain = undefined
     this.#scheduler.forget(this)

@@ -5,7 +5,7 @@ import type { Logger, PresenceMember } from '../options.js'
 import type { AccessPolicy } from '../policy/authorization.js'
 import { Connection, FlushScheduler } from './connection.js'
 import { EpochFlapMonitor } from './epoch-flap-monitor.js'
-import { OutFrame, PING, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
+import { OutFrame, PING_ALONE, closeFrame, errorFrame, gapFrame, messageFrame, subscribedFrame } from './out-frame.js'
 import { MESSAGE_FRAME_CACHE_BYTES, MessageFrameCache, REPLAY_BACKLOG_MESSAGES, REPLAY_PAGE_MESSAGES } from './replay.js'
 import { PresenceMailboxes, PresenceTracker } from './presence.js'
 import { UserConnections } from './user-connections.js'
@@ -398,6 +398,8 @@ export class Hub {
       }
     } finally {
       queue.pumping = false
+      // Done: an idle connection keeps no queue (its object, array and promise); the next subscribe makes one.
+      if (waiting.length === 0 && this.#replays.get(connection) === queue) this.#replays.delete(connection)
     }
   }
 
@@ -681,7 +683,7 @@ export class Hub {
     const deadlineMs = this.#options.heartbeatMs + this.#options.heartbeatGraceMs
     for (const connection of this.#connections.keys()) {
       if (connection.isResponsive(now, deadlineMs)) {
-        if (connection.wantsPing) connection.send(PING)
+        if (connection.wantsPing) connection.sendAlone(PING_ALONE)
       } else {
         connection.terminate()
         this.remove(connection)

@@ -74,6 +74,8 @@ export class OutFrame {
 }
 
 export const PING = new OutFrame({ type: 'ping' })
+/** The heartbeat's batch, shared by every connection it is written to alone. */
+export const PING_ALONE: readonly OutFrame[] = Object.freeze([PING])
 
 export function helloFrame(
   session: string,

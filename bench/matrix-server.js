@@ -1,0 +1,288 @@
+// Child process of bench/matrix.js: runs ONE server under test and measures it from the inside.
+//
+//   node --expose-gc bench/matrix-server.js <server>
+//
+// <server> is one of SERVERS below. The parent drives it over IPC; the child reports its own CPU time
+// (process.cpuUsage, user + system) and memory, because only the process that does the work can
+// measure it without counting the clients too. It listens on 127.0.0.1 only, and exits when the
+// parent says so or the IPC channel closes.
+
+import { createServer } from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import { getHeapSnapshot } from 'node:v8'
+import { WebSocketServer } from 'ws'
+
+const SERVERS = ['ws', 'ws-batched', 'socketio', 'sse-raw', 'pushline']
+const kind = process.argv[2]
+if (!SERVERS.includes(kind)) {
+  console.error(`usage: node --expose-gc bench/matrix-server.js ${SERVERS.join('|')}`)
+  process.exit(2)
+}
+if (typeof process.send !== 'function' || typeof globalThis.gc !== 'function') {
+  console.error('matrix-server.js is started by bench/matrix.js (it needs an IPC channel and --expose-gc)')
+  process.exit(2)
+}
+
+const CHANNEL = 'bench'
+const EVENT = 'tick'
+
+/**
+ * @typedef {{ urls: Record<string, string>, publish: (data: unknown) => Promise<void> | void, close: () => Promise<void> }} Target
+ */
+
+/** The frame the peers send: the same shape and about the same size as a pushline `message` frame. */
+function peerFrame(data, offset) {
+  return JSON.stringify({ type: 'message', channel: CHANNEL, event: EVENT, data, offset, id: `bench-${offset}` })
+}
+
+async function startPushline() {
+  let mod
+  try {
+    // BENCH_PUSHLINE_DIST: another build's dist/ (e.g. `npx tsup --out-dir /tmp/other`), to compare two builds.
+    const dist = process.env.BENCH_PUSHLINE_DIST
+    mod = await import(dist ? pathToFileURL(`${dist}/server.js`).href : 'pushline/server')
+  } catch (error) {
+    throw new Error(`cannot import 'pushline/server' (run \`npm run build\` first): ${error.message}`)
+  }
+  // Defaults (heartbeat 20 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection limits, which would refuse a
+  // benchmark's thousands of loopback clients from one address.
+  const heartbeatMs = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || undefined
+  const push = mod.createPushServer({
+    heartbeatMs,
+    maxConnections: 100_000,
+    maxConnectionsPerIp: 100_000,
+    maxConnectsPerSecond: 100_000,
+  })
+  const http = createServer()
+  push.attach(http, { path: '/push' })
+  await listen(http)
+  const base = `127.0.0.1:${http.address().port}/push`
+  return {
+    urls: { websocket: `ws://${base}/ws`, sse: `http://${base}/sse`, poll: `http://${base}/poll` },
+    publish: async (data) => {
+      await push.publish(CHANNEL, data, { event: EVENT })
+    },
+    close: async () => {
+      await push.close()
+      http.closeAllConnections?.()
+      await new Promise((resolve) => http.close(() => resolve()))
+    },
+  }
+}
+
+/** The least a broadcast server can do with `ws`: one JSON.stringify and one `send` per client per message. */
+async function startWs() {
+  const http = createServer()
+  const wss = new WebSocketServer({ server: http, path: '/ws' })
+  await listen(http)
+  let offset = 0
+  return {
+    urls: { websocket: `ws://127.0.0.1:${http.address().port}/ws` },
+    publish: (data) => {
+      const text = peerFrame(data, ++offset)
+      for (const client of wss.clients) client.send(text)
+    },
+    close: () => closeWs(wss, http),
+  }
+}
+
+/** `ws` with the batching pushline does: the frames of one event-loop turn go out joined by LF in one send. */
+async function startWsBatched() {
+  const http = createServer()
+  const wss = new WebSocketServer({ server: http, path: '/ws' })
+  await listen(http)
+  let offset = 0
+  let pending = []
+  const flush = () => {
+    const text = pending.join('\n')
+    pending = []
+    for (const client of wss.clients) client.send(text)
+  }
+  return {
+    urls: { websocket: `ws://127.0.0.1:${http.address().port}/ws` },
+    publish: (data) => {
+      if (pending.length === 0) setImmediate(flush)
+      pending.push(peerFrame(data, ++offset))
+    },
+    close: () => closeWs(wss, http),
+  }
+}
+
+async function closeWs(wss, http) {
+  for (const client of wss.clients) client.terminate()
+  await new Promise((resolve) => wss.close(() => resolve()))
+  http.closeAllConnections?.()
+  await new Promise((resolve) => http.close(() => resolve()))
+}
+
+/** Socket.IO 4 with its defaults (heartbeat 25 s), every client in one room. */
+async function startSocketIo() {
+  const { Server } = await import('socket.io')
+  const http = createServer()
+  const io = new Server(http, { serveClient: false })
+  io.on('connection', (socket) => socket.join(CHANNEL))
+  await listen(http)
+  return {
+    urls: { socketio: `http://127.0.0.1:${http.address().port}` },
+    publish: (data) => {
+      io.to(CHANNEL).emit(EVENT, data)
+    },
+    close: async () => {
+      io.disconnectSockets(true)
+      await new Promise((resolve) => io.close(() => resolve()))
+      http.closeAllConnections?.()
+    },
+  }
+}
+
+/** A raw SSE server: one `data:` event per message, written to every open response. No history, no heartbeat. */
+async function startSseRaw() {
+  const streams = new Set()
+  const http = createServer((req, res) => {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+    })
+    res.write(': ok\n\n')
+    streams.add(res)
+    res.on('close', () => streams.delete(res))
+  })
+  await listen(http)
+  let offset = 0
+  return {
+    urls: { sse: `http://127.0.0.1:${http.address().port}/sse` },
+    publish: (data) => {
+      const text = `data: ${peerFrame(data, ++offset)}\n\n`
+      for (const res of streams) res.write(text)
+    },
+    close: async () => {
+      for (const res of streams) res.destroy()
+      http.closeAllConnections?.()
+      await new Promise((resolve) => http.close(() => resolve()))
+    },
+  }
+}
+
+function listen(http) {
+  return new Promise((resolve, reject) => {
+    http.once('error', reject)
+    http.listen(0, '127.0.0.1', 4096, () => resolve())
+  })
+}
+
+async function settledMemory() {
+  // Several passes with a pause between them: ws and http free some buffers in callbacks after a tick.
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc()
+    await sleep(50)
+  }
+  const m = process.memoryUsage()
+  return { rss: m.rss, heapUsed: m.heapUsed, external: m.external }
+}
+
+/**
+ * A heap snapshot summed by what each object is: `{ "<kind> <name>": [count, bytes] }`. Objects and
+ * closures by constructor or function name, engine internals by their snapshot name, strings and
+ * numbers by type only (their name is their content).
+ */
+async function heapClasses() {
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc()
+    await sleep(50)
+  }
+  const chunks = []
+  for await (const chunk of getHeapSnapshot()) chunks.push(chunk)
+  const snapshot = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  const { node_fields: fields, node_types: [types] } = snapshot.snapshot.meta
+  const width = fields.length
+  const typeAt = fields.indexOf('type')
+  const nameAt = fields.indexOf('name')
+  const sizeAt = fields.indexOf('self_size')
+  const byName = ['object', 'closure', 'native', 'hidden', 'array', 'code', 'synthetic']
+  const classes = {}
+  const nodes = snapshot.nodes
+  for (let i = 0; i < nodes.length; i += width) {
+    const type = types[nodes[i + typeAt]]
+    const key = byName.includes(type) ? `${type} ${snapshot.strings[nodes[i + nameAt]]}` : `(${type})`
+    const entry = (classes[key] ??= [0, 0])
+    entry[0] += 1
+    entry[1] += nodes[i + sizeAt]
+  }
+  return classes
+}
+
+/** Microseconds on CLOCK_MONOTONIC, which every process on the host shares (Linux). */
+function nowUs() {
+  return Number(process.hrtime.bigint() / 1000n)
+}
+
+const starters = { ws: startWs, 'ws-batched': startWsBatched, socketio: startSocketIo, 'sse-raw': startSseRaw, pushline: startPushline }
+const target = await starters[kind]()
+let cpuStart = null
+
+process.on('message', async (command) => {
+  try {
+    switch (command.op) {
+      case 'memory':
+        reply(command, { memory: await settledMemory() })
+        break
+      case 'heap-classes':
+        reply(command, { classes: await heapClasses() })
+        break
+      case 'cpu-start':
+        cpuStart = process.cpuUsage()
+        reply(command, {})
+        break
+      case 'cpu-stop':
+        reply(command, { cpu: process.cpuUsage(cpuStart) })
+        break
+      case 'paced': {
+        // Fixed rate; each payload carries the publish time so clients can compute end-to-end latency.
+        const intervalMs = 1000 / command.rate
+        const started = performance.now()
+        for (let i = 0; i < command.count; i++) {
+          const wait = started + i * intervalMs - performance.now()
+          if (wait > 0) await sleep(wait)
+          await target.publish({ seq: i, ts: nowUs(), pad: command.pad })
+        }
+        reply(command, {})
+        break
+      }
+      case 'burst': {
+        // `batch` publishes per event-loop turn, then a yield to I/O as a publisher fed by requests would.
+        cpuStart = process.cpuUsage()
+        let published = 0
+        while (published < command.count) {
+          const n = Math.min(command.batch, command.count - published)
+          const pending = []
+          for (let i = 0; i < n; i++) pending.push(target.publish({ seq: published + i, ts: nowUs(), pad: command.pad }))
+          await Promise.all(pending)
+          published += n
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        reply(command, {})
+        break
+      }
+      case 'close':
+        await target.close()
+        reply(command, {})
+        process.disconnect()
+        break
+      default:
+        reply(command, { error: `unknown op ${command.op}` })
+    }
+  } catch (error) {
+    reply(command, { error: String(error?.stack ?? error) })
+  }
+})
+
+function reply(command, body) {
+  process.send({ re: command.id, ...body })
+}
+
+// The parent went away: nothing left to measure for.
+process.on('disconnect', () => process.exit(0))
+
+process.send({ ready: true, urls: target.urls, pid: process.pid })
