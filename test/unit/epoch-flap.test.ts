@@ -2,7 +2,7 @@
  * Client-side detection of flapping epochs: nodes that each keep their own history behind one URL
  * answer a resume with their own epoch, so the client sees its channel's epoch change back to one it
  * left moments ago. Replaying each node's history in turn would never end; the client reports it
- * once and waits 30 s before resuming again.
+ * once and waits 30 s (then its backoff's jitter) before resuming again.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { PushClient, websocket, type PushError } from '../../src/index.js'
@@ -48,7 +48,21 @@ function setup() {
     expect(sockets()).toBe(count + 1)
   }
   const flaps = () => errors.filter((error) => error.code === 'EPOCH_FLAPPING')
-  return { client, ws, errors, delivered, gaps, sockets, node, reconnect, flaps }
+  /**
+   * Advances time until the client opens its next socket; returns how long that took. The wait is
+   * the 30 s hint, then the backoff's jitter on top (as for every retry hint), so at most 60 s.
+   */
+  const nextSocket = (): number => {
+    const count = sockets()
+    let waited = 0
+    while (sockets() === count && waited < 60_000) {
+      vi.advanceTimersByTime(100)
+      waited += 100
+    }
+    expect(sockets()).toBe(count + 1)
+    return waited
+  }
+  return { client, ws, errors, delivered, gaps, sockets, node, reconnect, flaps, nextSocket }
 }
 
 beforeEach(() => {
@@ -60,7 +74,7 @@ afterEach(() => {
 
 describe('flapping epochs (client side)', () => {
   it('an epoch changing back within a minute is reported once, nothing is replayed, and the client waits 30 s', () => {
-    const { errors, delivered, gaps, sockets, node, reconnect, flaps, ws } = setup()
+    const { errors, delivered, gaps, node, reconnect, flaps, ws, nextSocket } = setup()
     reconnect(node('a'))
     // Node b: a new epoch, as after a restart: a gap and b's history, as always.
     reconnect(node('b'))
@@ -77,11 +91,7 @@ describe('flapping epochs (client side)', () => {
     expect(delivered).toEqual(['b-1', 'b-2', 'b-3'])
     expect(gaps).toHaveLength(1)
     expect(ws.last.closedWith).toBe(1000)
-    const count = sockets()
-    vi.advanceTimersByTime(29_999)
-    expect(sockets()).toBe(count)
-    vi.advanceTimersByTime(1)
-    expect(sockets()).toBe(count + 1)
+    expect(nextSocket()).toBeGreaterThan(30_000)
     expect(ws.last.framesOf('subscribe')).toEqual([])
     ws.last.accept()
     ws.last.receive(hello())
@@ -89,16 +99,12 @@ describe('flapping epochs (client side)', () => {
   })
 
   it('keeps backing off while the epochs keep flapping, without reporting it again', () => {
-    const { errors, delivered, sockets, node, reconnect, flaps } = setup()
+    const { errors, delivered, node, reconnect, flaps, nextSocket } = setup()
     reconnect(node('a'))
     reconnect(node('b'))
     for (let round = 0; round < 5; round++) {
       node('a')
-      const count = sockets()
-      vi.advanceTimersByTime(29_999)
-      expect(sockets()).toBe(count)
-      vi.advanceTimersByTime(1)
-      expect(sockets()).toBe(count + 1)
+      expect(nextSocket()).toBeGreaterThan(30_000)
     }
     expect(flaps()).toHaveLength(1)
     expect(errors).toHaveLength(1)
@@ -106,11 +112,11 @@ describe('flapping epochs (client side)', () => {
   })
 
   it('does not report again when a server also sends EPOCH_FLAPPING', () => {
-    const { errors, node, reconnect, flaps, ws } = setup()
+    const { errors, node, reconnect, flaps, ws, nextSocket } = setup()
     reconnect(node('a'))
     reconnect(node('b'))
     node('a')
-    vi.advanceTimersByTime(30_000)
+    nextSocket()
     ws.last.accept()
     ws.last.receive(hello(), { type: 'close', code: 'EPOCH_FLAPPING', message: 'nodes without a shared broker', retryMs: 30_000 })
     expect(flaps()).toHaveLength(1)
@@ -118,11 +124,11 @@ describe('flapping epochs (client side)', () => {
   })
 
   it('a server that reports it first is the one report', () => {
-    const { errors, node, reconnect, flaps, ws } = setup()
+    const { errors, node, reconnect, flaps, ws, nextSocket } = setup()
     reconnect(node('a'))
     ws.last.accept()
     ws.last.receive(hello(), { type: 'close', code: 'EPOCH_FLAPPING', message: 'nodes without a shared broker', retryMs: 30_000 })
-    vi.advanceTimersByTime(30_000)
+    nextSocket()
     reconnect(node('b'))
     node('a')
     expect(flaps()).toHaveLength(1)
