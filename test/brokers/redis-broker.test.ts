@@ -253,7 +253,10 @@ describeWithBinary('redis-server', 'RedisBroker', () => {
       else await new Promise((resolve) => setTimeout(resolve, 100))
     }
     expect(published).toBe(5)
-    await received.until(() => received.messages.length === 6)
+    // The subscriber's connection comes back on node-redis's own reconnect schedule, which a loaded
+    // machine stretches (15 s was once not enough in a full parallel run): what matters is that it
+    // comes back by itself and fills from the stream.
+    await received.until(() => received.messages.length === 6, 60_000)
     expect(received.messages.map((m) => m.data)).toEqual([1, 'after-1', 'after-2', 'after-3', 'after-4', 'after-5'])
     // The restarted Redis is empty: a new epoch (the hub turns it into an epoch-changed gap).
     expect(received.messages[1]!.epoch).not.toBe(received.messages[0]!.epoch)
@@ -261,7 +264,7 @@ describeWithBinary('redis-server', 'RedisBroker', () => {
     expect(logger.infos[0]).toMatch(/Redis reachable again/)
     await expect(publisher.publish('outage', 'message', 'fine')).resolves.toMatchObject({ offset: 6 })
     expect(logger.errors).toHaveLength(1)
-  }, 60_000)
+  }, 150_000)
 
   it('Redis hung (SIGSTOP): publish and recover reject with BROKER_UNAVAILABLE after commandTimeoutMs; it works again once Redis answers', async () => {
     freshPrefix()
