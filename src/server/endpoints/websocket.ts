@@ -233,7 +233,8 @@ export class WebSocketEndpoint implements Endpoint {
       return
     }
     // Whatever happens to the socket from here (refused, failed, closed), its place is freed.
-    socket.once('close', admission.release)
+    // `on`, not `once`: release is idempotent, and once would wrap it in two more objects per connection.
+    socket.on('close', admission.release)
     const verdict = this.#options.authenticate('websocket', req.headers)
     if (!(verdict instanceof Promise)) {
       this.#complete(req, socket, head, verdict)

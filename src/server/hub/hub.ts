@@ -341,7 +341,8 @@ export class Hub {
       const local = this.#localChannel(request.channel)
       const subscription: Subscription = {
         connection,
-        channel: request.channel,
+        // The channel's one copy of the name, not the request's: a string less per subscription.
+        channel: local.name,
         rid: request.rid,
         since: request.since,
         rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
