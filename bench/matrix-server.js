@@ -45,7 +45,7 @@ async function startPushline() {
   } catch (error) {
     throw new Error(`cannot import 'pushline/server' (run \`npm run build\` first): ${error.message}`)
   }
-  // Defaults (heartbeat 20 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection limits, which would refuse a
+  // Defaults (heartbeat 20 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection and subscribe-rate limits, which would refuse a
   // benchmark's thousands of loopback clients from one address.
   const heartbeatMs = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || undefined
   const push = mod.createPushServer({
@@ -53,6 +53,8 @@ async function startPushline() {
     maxConnections: 100_000,
     maxConnectionsPerIp: 100_000,
     maxConnectsPerSecond: 100_000,
+    // SSE and poll requests are charged as subscribes per client address: every bench client shares 127.0.0.1.
+    maxSubscribesPerSecond: 100_000,
   })
   const http = createServer()
   push.attach(http, { path: '/push' })

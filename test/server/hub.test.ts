@@ -173,3 +173,61 @@ describe('Hub channel records', () => {
     await memory.close()
   }, 60_000)
 })
+
+describe('Hub subscription table', () => {
+  // A connection's table is a short array for a few channels and a Map past 8: both must behave alike.
+  it('subscribes, resubscribes, unsubscribes and delivers the same below and above 8 channels, up to maxSubscriptions', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] })
+    const broker = new MemoryBroker()
+    const hub = new Hub({
+      broker,
+      heartbeatMs: 20_000,
+      heartbeatGraceMs: 10_000,
+      maxSubscriptions: 12,
+      maxBufferedBytes: 1 << 20,
+      brokerLingerMs: 0,
+      logger: { error: () => {} },
+    })
+    const connection = new RecordingConnection(hub.scheduler)
+    hub.add(connection)
+    const channels = Array.from({ length: 13 }, (_, i) => `c${i}`)
+    const delivered = async (): Promise<string[]> => {
+      connection.written.length = 0
+      for (const channel of channels) await broker.publish(channel, 'message', channel)
+      connection.flush()
+      return connection.written.map((frame) => frame.frame).filter((frame) => frame.type === 'message').map((frame) => (frame as { channel: string }).channel)
+    }
+    try {
+      for (const [count, channel] of channels.entries()) {
+        await hub.subscribe(connection, [{ channel }])
+        connection.flush()
+        expect(hub.stats().subscriptions).toBe(Math.min(count + 1, 12))
+      }
+      // The 13th is refused: the table counts what it holds whichever form it has.
+      expect(connection.written.some((out) => out.frame.type === 'error' && out.frame.code === 'TOO_MANY_SUBSCRIPTIONS')).toBe(true)
+      expect(await delivered()).toEqual(channels.slice(0, 12))
+      // Subscribing again replaces the subscription: still one delivery per message.
+      await hub.subscribe(connection, [{ channel: 'c3' }])
+      hub.unsubscribe(connection, 'c5')
+      hub.unsubscribe(connection, 'nope')
+      expect(hub.stats().subscriptions).toBe(11)
+      expect(await delivered()).toEqual(channels.slice(0, 12).filter((channel) => channel !== 'c5'))
+      // Down to a few again, and a fresh connection with two: the array form.
+      for (const channel of channels.slice(2)) hub.unsubscribe(connection, channel)
+      const other = new RecordingConnection(hub.scheduler)
+      hub.add(other)
+      await hub.subscribe(other, [{ channel: 'c0' }, { channel: 'c1' }])
+      await hub.subscribe(other, [{ channel: 'c0' }])
+      hub.unsubscribe(other, 'c0')
+      expect(hub.stats()).toMatchObject({ connections: 2, subscriptions: 3 })
+      expect(await delivered()).toEqual(['c0', 'c1'])
+      hub.remove(other)
+      hub.remove(connection)
+      expect(hub.stats()).toEqual({ connections: 0, channels: 0, subscriptions: 0 })
+    } finally {
+      await hub.shutdown()
+      await broker.close()
+      vi.useRealTimers()
+    }
+  })
+})

@@ -49,4 +49,13 @@ describe('request cursors', () => {
     expect(tracker.format()).toBe('a=f-0,b=e-4')
     expect(tracker.size).toBe(2)
   })
+
+  it('tracks a stream of many channels (indexed rather than scanned) the same way, in request order', () => {
+    const channels = Array.from({ length: 12 }, (_, i) => `ch${i}`)
+    const tracker = new CursorTracker(channels.map((channel) => ({ channel })))
+    tracker.advance({ channel: 'ch10', epoch: 'e', offset: 5 })
+    tracker.advance({ channel: 'ch0', epoch: 'e', offset: 1 })
+    expect(tracker.format()).toBe(channels.map((c) => (c === 'ch10' ? 'ch10=e-5' : c === 'ch0' ? 'ch0=e-1' : c)).join(','))
+    expect(tracker.size).toBe(12)
+  })
 })

@@ -202,7 +202,8 @@ export class PollEndpoint implements Endpoint {
     const admission = this.#options.sessions.admit(sessionParam ?? undefined, this.#options.clientIp(req))
     if (!admission.ok) return refuseWithFrame(res)(503, admission.message, admission.retryMs)
     const { place } = admission
-    res.once('close', place.end)
+    // `on`, not `once`: end is idempotent, and once would wrap it in two more objects per poll.
+    res.on('close', place.end)
     const admitted = await admitStreamRequest(req, res, query, transport, this.#options, { charges: place.charges })
     if (!admitted) return
 

@@ -15,10 +15,6 @@ export abstract class ResponseStreamConnection extends Connection {
   constructor(res: ServerResponse, scheduler: FlushScheduler) {
     super(scheduler)
     this.res = res
-    res.on('drain', () => {
-      this.#stalledSince = undefined
-      this.drained()
-    })
   }
 
   /** False once the response has ended or broken: nothing more can be written. */
@@ -27,7 +23,13 @@ export abstract class ResponseStreamConnection extends Connection {
   }
 
   protected writeChunk(chunk: string | Buffer): void {
-    if (!this.res.write(chunk)) this.#stalledSince ??= Date.now()
+    if (this.res.write(chunk) || this.#stalledSince !== undefined) return
+    // A `drain` listener only while one is awaited: an idle stream holds none.
+    this.#stalledSince = Date.now()
+    this.res.once('drain', () => {
+      this.#stalledSince = undefined
+      this.drained()
+    })
   }
 
   protected end(): void {

@@ -65,27 +65,43 @@ export function applyLastEventId(entries: CursorEntry[], lastEventId: string | u
   })
 }
 
+/** Streams of up to this many channels find a channel by scanning its list. */
+const SCANNED_CHANNELS_MAX = 8
+
 /**
  * The stream cursor of one stream as its frames go out: every channel of the
  * request, in request order, with the position after the last frame written.
  */
 export class CursorTracker {
-  /** channel → its cursor entry text, `channel` or `channel=epoch-offset`. */
-  readonly #parts = new Map<string, string>()
+  /** The request's channels, in order. */
+  readonly #channels: readonly string[]
+  /** Each channel's cursor entry text (`channel` or `channel=epoch-offset`), at the channel's index. */
+  readonly #parts: string[]
+  /**
+   * Index by channel for a stream of many channels; undefined for a few, where a scan costs less
+   * than a Map (about 250 bytes that every idle stream would hold).
+   */
+  readonly #indexes: Map<string, number> | undefined
   #text: string | undefined
 
   constructor(entries: readonly CursorEntry[]) {
-    for (const { channel, position } of entries) {
-      this.#parts.set(channel, position ? `${channel}=${formatId(position.epoch, position.offset)}` : channel)
-    }
+    // map makes arrays of exactly the entries' length.
+    this.#channels = entries.map(({ channel }) => channel)
+    this.#parts = entries.map(({ channel, position }) =>
+      position ? `${channel}=${formatId(position.epoch, position.offset)}` : channel,
+    )
+    this.#indexes = entries.length > SCANNED_CHANNELS_MAX ? new Map(this.#channels.map((channel, i) => [channel, i])) : undefined
   }
 
   get size(): number {
-    return this.#parts.size
+    return this.#parts.length
   }
 
+  /** A frame of `position.channel` went out (always one of the request's channels: the stream subscribes to no other). */
   advance(position: ChannelPosition): void {
-    this.#parts.set(position.channel, `${position.channel}=${formatId(position.epoch, position.offset)}`)
+    const index = this.#indexes ? this.#indexes.get(position.channel) : this.#channels.indexOf(position.channel)
+    if (index === undefined || index < 0) return
+    this.#parts[index] = `${position.channel}=${formatId(position.epoch, position.offset)}`
     this.#text = undefined
   }
 
@@ -93,7 +109,7 @@ export class CursorTracker {
   format(): string {
     if (this.#text === undefined) {
       let text = ''
-      for (const part of this.#parts.values()) text = text === '' ? part : `${text},${part}`
+      for (const part of this.#parts) text = text === '' ? part : `${text},${part}`
       this.#text = text
     }
     return this.#text

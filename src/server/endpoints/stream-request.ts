@@ -71,7 +71,8 @@ export function admitLongLived(
     refuse(503, admission.message, admission.retryMs)
     return false
   }
-  res.once('close', admission.release)
+  // `on`, not `once`: release is idempotent, and once would wrap it in two more objects per stream.
+  res.on('close', admission.release)
   return true
 }
 

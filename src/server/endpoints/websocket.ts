@@ -9,8 +9,8 @@ import { FrameEncoding, OutFrame, closeFrame, errorFrame } from '../hub/out-fram
 import type { Logger } from '../options.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
-import { TokenBucket, rateRetryMs } from '../policy/limits.js'
-import type { ConnectionLimits } from '../policy/limits.js'
+import { clientTokenRates, rateRetryMs } from '../policy/limits.js'
+import type { ClientTokenRates, ConnectionLimits } from '../policy/limits.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
@@ -64,10 +64,17 @@ export class WebSocketConnection extends Connection {
   inbound: Promise<void> | undefined
   /** Requests read and not yet done (queued or running). */
   inFlight = 0
-  /** Per-connection rates (maxSubscribesPerSecond, maxPublishesPerSecond, maxReceiveBytesPerSecond). */
-  readonly subscribes: TokenBucket
-  readonly publishes: TokenBucket
-  readonly receivedBytes: TokenBucket
+  /**
+   * The connection's token buckets (maxSubscribesPerSecond, maxPublishesPerSecond,
+   * maxReceiveBytesPerSecond): each the time it is full again, of the endpoint's shared
+   * `TokenRate`; undefined while full since the start. Numbers, not bucket objects: every
+   * connection has three, and an idle one uses them about once per heartbeat.
+   */
+  subscribesFullAt: number | undefined = undefined
+  publishesFullAt: number | undefined = undefined
+  receivedBytesFullAt: number | undefined = undefined
+  /** Whether a `drain` listener is on the socket: only while a write waits for one, so an idle connection holds none. */
+  #awaitingDrain = false
   /** Why the socket is not read: too many requests in flight, or over the byte rate. */
   #backlogged = false
   #throttled: ReturnType<typeof setTimeout> | undefined
@@ -75,14 +82,10 @@ export class WebSocketConnection extends Connection {
   /** The upgraded socket ws reads from and writes to; fan-out writes finished frames to it directly. */
   readonly #socket: Duplex
 
-  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler, rates: WebSocketRates) {
+  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler) {
     super(scheduler)
     this.#ws = ws
     this.#socket = socket
-    socket.on('drain', () => this.drained())
-    this.subscribes = new TokenBucket(rates.subscribesPerSecond, rates.subscribeBurst)
-    this.publishes = new TokenBucket(rates.publishesPerSecond, rates.publishBurst)
-    this.receivedBytes = new TokenBucket(rates.receiveBytesPerSecond, rates.receiveBurst)
   }
 
   protected write(frames: readonly OutFrame[]): void {
@@ -93,6 +96,7 @@ export class WebSocketConnection extends Connection {
       // Writing beside ws is safe: without permessage-deflate (off here) ws's sender writes
       // synchronously, so its own frames (pong, close) never interleave with this one.
       this.#socket.write((frames[0] as OutFrame).encoded(WEBSOCKET_FRAME))
+      this.#awaitDrainIfNeeded()
       return
     }
     let batch = ''
@@ -105,6 +109,17 @@ export class WebSocketConnection extends Connection {
       batch = batch === '' ? json : `${batch}\n${json}`
     }
     if (batch !== '') this.#ws.send(batch)
+    this.#awaitDrainIfNeeded()
+  }
+
+  /** A write filled the socket's buffer: the socket emits `drain` once it has been taken. */
+  #awaitDrainIfNeeded(): void {
+    if (this.#awaitingDrain || !this.#socket.writableNeedDrain) return
+    this.#awaitingDrain = true
+    this.#socket.once('drain', () => {
+      this.#awaitingDrain = false
+      this.drained()
+    })
   }
 
   protected end(close: OutFrame): void {
@@ -185,11 +200,13 @@ const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
 /** `<base>/ws` (protocol.md 3.2). */
 export class WebSocketEndpoint implements Endpoint {
   readonly #options: WebSocketEndpointOptions
+  readonly #rates: ClientTokenRates
   readonly #wss: WebSocketServer
   #closed = false
 
   constructor(options: WebSocketEndpointOptions) {
     this.#options = options
+    this.#rates = clientTokenRates(options.rates)
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -216,7 +233,8 @@ export class WebSocketEndpoint implements Endpoint {
       return
     }
     // Whatever happens to the socket from here (refused, failed, closed), its place is freed.
-    socket.once('close', admission.release)
+    // `on`, not `once`: release is idempotent, and once would wrap it in two more objects per connection.
+    socket.on('close', admission.release)
     const verdict = this.#options.authenticate('websocket', req.headers)
     if (!(verdict instanceof Promise)) {
       this.#complete(req, socket, head, verdict)
@@ -275,7 +293,7 @@ export class WebSocketEndpoint implements Endpoint {
       ws.close(1001, 'server shutdown')
       return
     }
-    const connection = new WebSocketConnection(ws, socket, hub.scheduler, this.#options.rates)
+    const connection = new WebSocketConnection(ws, socket, hub.scheduler)
     connection.identity = verdict.identity
     hub.add(connection)
     connection.send(hello(connection.session))
@@ -316,10 +334,13 @@ export class WebSocketEndpoint implements Endpoint {
     client: string,
   ): void {
     if (!connection.isOpen) return // shutting down: the close frame is out
-    connection.lastReceivedAt = Date.now()
+    const now = Date.now()
+    connection.lastReceivedAt = now
     const bytes = toBuffer(data)
     // Over the byte rate: this message is handled, and the socket rests until the rate allows more.
-    const restMs = connection.receivedBytes.spend(bytes.length)
+    const rates = this.#rates
+    connection.receivedBytesFullAt = rates.receivedBytes.spend(connection.receivedBytesFullAt, bytes.length, now)
+    const restMs = rates.receivedBytes.debtMs(connection.receivedBytesFullAt, now)
     if (restMs > 0) connection.throttle(restMs)
     const { maxFrameBytes } = this.#options
     if (isBinary && bytes.length <= maxFrameBytes) {
@@ -335,24 +356,29 @@ export class WebSocketEndpoint implements Endpoint {
     }
     const frame = decoded.frame
     switch (frame.type) {
-      case 'subscribe':
-        if (!connection.subscribes.take()) {
-          const retryMs = rateRetryMs(connection.subscribes.waitMs())
+      case 'subscribe': {
+        const subscribesFullAt = rates.subscribes.take(connection.subscribesFullAt, 1, now)
+        if (subscribesFullAt === undefined) {
+          const retryMs = rateRetryMs(rates.subscribes.waitMs(connection.subscribesFullAt, 1, now))
           connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many subscribes per second', { ...frame, retryMs })))
           return
         }
+        connection.subscribesFullAt = subscribesFullAt
         this.#serially(connection, () => this.#options.hub.subscribe(connection, [frame]))
         return
+      }
       case 'unsubscribe':
         this.#serially(connection, () => this.#options.hub.unsubscribe(connection, frame.channel))
         return
       case 'publish': {
         const { rid, channel, event = 'message', data: payload, key } = frame
-        if (!connection.publishes.take()) {
-          const retryMs = rateRetryMs(connection.publishes.waitMs())
+        const publishesFullAt = rates.publishes.take(connection.publishesFullAt, 1, now)
+        if (publishesFullAt === undefined) {
+          const retryMs = rateRetryMs(rates.publishes.waitMs(connection.publishesFullAt, 1, now))
           connection.send(new OutFrame(errorFrame('RATE_LIMITED', 'too many publishes per second', { rid, channel, retryMs })))
           return
         }
+        connection.publishesFullAt = publishesFullAt
         const origin = { transport: 'websocket' as const, session: connection.session, headers, identity: connection.identity, client }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)

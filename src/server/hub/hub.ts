@@ -97,6 +97,74 @@ interface LocalChannel {
   released: boolean
 }
 
+/** The table of a connection without subscriptions: shared, so an unsubscribed connection holds no array. */
+const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([])
+
+/** Past this many subscriptions a connection's table becomes a Map. */
+const LIST_TABLE_MAX = 8
+
+/**
+ * A connection's subscriptions by channel. Most connections hold one or a few, and for those an
+ * array of exactly their size costs a fraction of a Map (whose empty hash table alone is about
+ * 200 bytes, held by every idle connection); past {@link LIST_TABLE_MAX} it becomes a Map, so a
+ * client with many channels still finds one in constant time. The array is replaced, never
+ * changed, so iterating {@link values} while subscriptions are removed is safe (as a Map's is).
+ */
+class SubscriptionTable {
+  #entries: readonly Subscription[] | Map<string, Subscription> = NO_SUBSCRIPTIONS
+
+  get size(): number {
+    const entries = this.#entries
+    return entries instanceof Map ? entries.size : entries.length
+  }
+
+  get(channel: string): Subscription | undefined {
+    const entries = this.#entries
+    if (entries instanceof Map) return entries.get(channel)
+    for (const subscription of entries) if (subscription.channel === channel) return subscription
+    return undefined
+  }
+
+  /** Adds `subscription`, replacing the one of its channel if there is one. */
+  set(subscription: Subscription): void {
+    const entries = this.#entries
+    if (entries instanceof Map) {
+      entries.set(subscription.channel, subscription)
+      return
+    }
+    const index = entries.findIndex((other) => other.channel === subscription.channel)
+    if (index >= 0) {
+      const replaced = entries.slice()
+      replaced[index] = subscription
+      this.#entries = replaced
+    } else if (entries.length < LIST_TABLE_MAX) {
+      // concat and slice make arrays of exactly the length needed (push and filter reserve room for 17).
+      this.#entries = entries.concat([subscription])
+    } else {
+      const map = new Map<string, Subscription>()
+      for (const other of entries) map.set(other.channel, other)
+      map.set(subscription.channel, subscription)
+      this.#entries = map
+    }
+  }
+
+  delete(channel: string): void {
+    const entries = this.#entries
+    if (entries instanceof Map) {
+      entries.delete(channel)
+      return
+    }
+    const index = entries.findIndex((subscription) => subscription.channel === channel)
+    if (index < 0) return
+    this.#entries = entries.length === 1 ? NO_SUBSCRIPTIONS : entries.slice(0, index).concat(entries.slice(index + 1))
+  }
+
+  values(): Iterable<Subscription> {
+    const entries = this.#entries
+    return entries instanceof Map ? entries.values() : entries
+  }
+}
+
 /**
  * A connection's replays, run one subscription at a time in subscribe order,
  * a frame at a time while the connection has room for more output.
@@ -136,7 +204,7 @@ export class Hub {
   readonly scheduler: FlushScheduler
   readonly #options: HubOptions
   /** Every connection, with its subscriptions by channel. */
-  readonly #connections = new Map<Connection, Map<string, Subscription>>()
+  readonly #connections = new Map<Connection, SubscriptionTable>()
   readonly #channels = new Map<string, LocalChannel>()
   readonly #replays = new Map<Connection, ReplayQueue>()
   /** Channels without subscribers keeping their broker subscription, the oldest first. */
@@ -200,7 +268,7 @@ export class Hub {
 
   add(connection: Connection): void {
     if (this.#connections.has(connection)) return
-    this.#connections.set(connection, new Map())
+    this.#connections.set(connection, new SubscriptionTable())
     this.#users.add(connection)
   }
 
@@ -273,7 +341,8 @@ export class Hub {
       const local = this.#localChannel(request.channel)
       const subscription: Subscription = {
         connection,
-        channel: request.channel,
+        // The channel's one copy of the name, not the request's: a string less per subscription.
+        channel: local.name,
         rid: request.rid,
         since: request.since,
         rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
@@ -294,7 +363,7 @@ export class Hub {
         member: undefined,
       }
       local.subscribers.add(subscription)
-      table.set(request.channel, subscription)
+      table.set(subscription)
       queue.waiting.push(subscription)
     }
     await this.#runReplays(queue)

@@ -43,27 +43,86 @@ export class KeyedCounter {
 }
 
 /**
- * A token bucket: `ratePerSecond` tokens a second, at most `burst` saved up.
- * Refilled from the clock when taken from, so an idle bucket costs no timer.
+ * Float rounding allowed when a take reaches exactly the burst (a millionth of a ms): five takes of
+ * 1000/3 ms each must fit a burst of five.
+ */
+const ROUNDING_MS = 1e-6
+
+/**
+ * A rate and a burst that many token buckets share: the rate is kept once, and each bucket is a
+ * single number its owner holds, the time (ms, `Date.now()` clock) at which the bucket is full again
+ * ("theoretical arrival time" of the generic cell rate algorithm). A bucket at or before `now` is
+ * full; each token taken moves it 1/rate later; one more than `burst` tokens' time past `now` is
+ * debt. `undefined` is a full bucket, so a client that never used a rate holds nothing for it.
+ * Refilled from the clock, so an idle bucket costs no timer.
+ */
+export class TokenRate {
+  readonly #msPerToken: number
+  readonly #burst: number
+  /** How far past `now` a bucket may be full again without being short of tokens. */
+  readonly #burstMs: number
+
+  constructor(ratePerSecond: number, burst: number) {
+    this.#msPerToken = 1000 / ratePerSecond
+    this.#burst = burst
+    this.#burstMs = burst * this.#msPerToken
+  }
+
+  /** The bucket after taking `count` tokens, or undefined (nothing taken) when it has too few. */
+  take(fullAt: number | undefined, count: number, now: number): number | undefined {
+    const next = this.#from(fullAt, now) + count * this.#msPerToken
+    return next - now <= this.#burstMs + ROUNDING_MS ? next : undefined
+  }
+
+  /** The bucket after taking `count` tokens even if it has too few: it goes into debt (see {@link debtMs}). */
+  spend(fullAt: number | undefined, count: number, now: number): number {
+    return this.#from(fullAt, now) + count * this.#msPerToken
+  }
+
+  /** Milliseconds until the bucket is out of debt (0 when it is not in debt). */
+  debtMs(fullAt: number | undefined, now: number): number {
+    return this.waitMs(fullAt, 0, now)
+  }
+
+  /** Milliseconds until `count` tokens are there (0 when they are). */
+  waitMs(fullAt: number | undefined, count: number, now: number): number {
+    const missingMs = this.#from(fullAt, now) - now - this.#burstMs + Math.min(count, this.#burst) * this.#msPerToken
+    return missingMs <= ROUNDING_MS ? 0 : Math.ceil(missingMs)
+  }
+
+  /** Whether the bucket has refilled to its burst (an idle client's bucket). */
+  isFull(fullAt: number | undefined, now: number): boolean {
+    return fullAt === undefined || fullAt <= now
+  }
+
+  /** A full bucket counts from now: tokens saved up past the burst are not kept. */
+  #from(fullAt: number | undefined, now: number): number {
+    return fullAt === undefined || fullAt < now ? now : fullAt
+  }
+}
+
+/**
+ * A token bucket: `ratePerSecond` tokens a second, at most `burst` saved up, as one object for
+ * owners that keep few buckets (a client address, the connects per second). Owners that keep
+ * one per connection hold the number of a shared {@link TokenRate} instead.
  */
 export class TokenBucket {
-  readonly #ratePerMs: number
-  readonly #burst: number
-  #tokens: number
-  #at: number
+  readonly #rate: TokenRate
+  #fullAt: number | undefined
 
-  constructor(ratePerSecond: number, burst: number, now: number = Date.now()) {
-    this.#ratePerMs = ratePerSecond / 1000
-    this.#burst = burst
-    this.#tokens = burst
-    this.#at = now
+  /** `rate` may be shared by many buckets; `ratePerSecond` and `burst` make one for this bucket alone. */
+  constructor(rate: TokenRate)
+  constructor(ratePerSecond: number, burst: number, now?: number)
+  constructor(rate: TokenRate | number, burst = 1, now?: number) {
+    this.#rate = rate instanceof TokenRate ? rate : new TokenRate(rate, burst)
+    this.#fullAt = now
   }
 
   /** Takes `count` tokens and returns true, or takes nothing and returns false when there are too few. */
   take(count = 1, now: number = Date.now()): boolean {
-    this.#refill(now)
-    if (this.#tokens < count) return false
-    this.#tokens -= count
+    const next = this.#rate.take(this.#fullAt, count, now)
+    if (next === undefined) return false
+    this.#fullAt = next
     return true
   }
 
@@ -73,28 +132,18 @@ export class TokenBucket {
    * lets what has arrived through and then waits.
    */
   spend(count: number, now: number = Date.now()): number {
-    this.#refill(now)
-    this.#tokens -= count
-    return this.#tokens >= 0 ? 0 : Math.ceil(-this.#tokens / this.#ratePerMs)
+    this.#fullAt = this.#rate.spend(this.#fullAt, count, now)
+    return this.#rate.debtMs(this.#fullAt, now)
   }
 
   /** Whether the bucket has refilled to its burst (an idle client's bucket). */
   isFull(now: number = Date.now()): boolean {
-    this.#refill(now)
-    return this.#tokens >= this.#burst
+    return this.#rate.isFull(this.#fullAt, now)
   }
 
   /** Milliseconds until `count` tokens are there (0 when they are). */
   waitMs(count = 1, now: number = Date.now()): number {
-    this.#refill(now)
-    const missing = Math.min(count, this.#burst) - this.#tokens
-    return missing <= 0 ? 0 : Math.ceil(missing / this.#ratePerMs)
-  }
-
-  #refill(now: number): void {
-    const elapsed = Math.max(0, now - this.#at)
-    this.#at = now
-    this.#tokens = Math.min(this.#burst, this.#tokens + elapsed * this.#ratePerMs)
+    return this.#rate.waitMs(this.#fullAt, count, now)
   }
 }
 
@@ -191,16 +240,31 @@ export interface ClientRateOptions {
   receiveBurst: number
 }
 
-/** The token buckets of one client: a WebSocket connection, or a client address on the HTTP endpoints. */
+/** The three per-client rates, made once and shared by the buckets of every client. */
+export interface ClientTokenRates {
+  readonly subscribes: TokenRate
+  readonly publishes: TokenRate
+  readonly receivedBytes: TokenRate
+}
+
+export function clientTokenRates(rates: ClientRateOptions): ClientTokenRates {
+  return {
+    subscribes: new TokenRate(rates.subscribesPerSecond, rates.subscribeBurst),
+    publishes: new TokenRate(rates.publishesPerSecond, rates.publishBurst),
+    receivedBytes: new TokenRate(rates.receiveBytesPerSecond, rates.receiveBurst),
+  }
+}
+
+/** The token buckets of one client address on the HTTP endpoints. */
 export class ClientRates {
   readonly subscribes: TokenBucket
   readonly publishes: TokenBucket
   readonly receivedBytes: TokenBucket
 
-  constructor(rates: ClientRateOptions, now: number = Date.now()) {
-    this.subscribes = new TokenBucket(rates.subscribesPerSecond, rates.subscribeBurst, now)
-    this.publishes = new TokenBucket(rates.publishesPerSecond, rates.publishBurst, now)
-    this.receivedBytes = new TokenBucket(rates.receiveBytesPerSecond, rates.receiveBurst, now)
+  constructor(rates: ClientTokenRates) {
+    this.subscribes = new TokenBucket(rates.subscribes)
+    this.publishes = new TokenBucket(rates.publishes)
+    this.receivedBytes = new TokenBucket(rates.receivedBytes)
   }
 
   /** Every bucket is full again: forgetting them changes nothing. */
@@ -217,13 +281,13 @@ export class ClientRates {
  * a client's debt is the price of a bounded map).
  */
 export class AddressRates {
-  readonly #rates: ClientRateOptions
+  readonly #rates: ClientTokenRates
   readonly #maxAddresses: number
   /** In order of last use: a Map iterates in insertion order, and each use re-inserts. */
   readonly #byAddress = new Map<string, ClientRates>()
 
   constructor(rates: ClientRateOptions, maxAddresses = 100_000) {
-    this.#rates = rates
+    this.#rates = clientTokenRates(rates)
     this.#maxAddresses = maxAddresses
   }
 
@@ -234,7 +298,7 @@ export class AddressRates {
       this.#byAddress.delete(address)
     } else {
       if (this.#byAddress.size >= this.#maxAddresses) this.#evict(now)
-      rates = new ClientRates(this.#rates, now)
+      rates = new ClientRates(this.#rates)
     }
     this.#byAddress.set(address, rates)
     return rates
