@@ -10,7 +10,7 @@ import type { Logger } from '../options.js'
 import type { AuthVerdict, Authenticator } from '../policy/authentication.js'
 import { clientFrameSchema, decodeFrame } from '../policy/frame-schema.js'
 import { clientTokenRates, rateRetryMs } from '../policy/limits.js'
-import type { ClientTokenRates, ConnectionLimits } from '../policy/limits.js'
+import type { ClientRateOptions, ClientTokenRates, ConnectionLimits } from '../policy/limits.js'
 import type { Publisher } from '../policy/publisher.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
@@ -169,16 +169,6 @@ export class WebSocketConnection extends Connection {
   }
 }
 
-/** Token-bucket rates of one WebSocket connection. */
-export interface WebSocketRates {
-  subscribesPerSecond: number
-  subscribeBurst: number
-  publishesPerSecond: number
-  publishBurst: number
-  receiveBytesPerSecond: number
-  receiveBurst: number
-}
-
 export interface WebSocketEndpointOptions {
   hub: Hub
   publisher: Publisher
@@ -188,7 +178,8 @@ export interface WebSocketEndpointOptions {
   logger: Logger
   /** Requests of one connection read and not yet done; past this it is not read until half are done. */
   maxRequestsInFlight: number
-  rates: WebSocketRates
+  /** Token-bucket rates of one WebSocket connection. */
+  rates: ClientRateOptions
   limits: ConnectionLimits
   clientIp: (req: IncomingMessage) => string
 }
