@@ -10,6 +10,8 @@
  * document is cut (no `load`, no error), so only the stream's silence past the server's heartbeat
  * (1 s here) shows it; before the transport watched for that, each cut stalled the stream until
  * the liveness deadline (20 s with the demo's 10 s heartbeat and the default 10 s grace).
+ * The proxy must keep each connection's bytes in order, as TCP does: when it let delayed chunks
+ * overtake each other, SSE and WebSocket reported gaps and lost messages here.
  */
 import type { Page } from 'playwright-core'
 import { describe, expect } from 'vitest'
