@@ -178,15 +178,34 @@ function tcpProxy(upstream, setup) {
   )
 }
 
-/** Copies `from` to `to`, each chunk late by a random delay in [min, max], never overtaking the one before. */
+/**
+ * Copies `from` to `to`, each chunk late by a random delay in [min, max], never overtaking the one
+ * before. One timer at a time, for the oldest chunk: timers of different durations that fall due in
+ * the same millisecond may fire in any order, and TCP carries bytes in order.
+ */
 function relayLate(from, to, [min, max]) {
+  const queue = [] // { chunk, dueAt }, and `null` for the end
+  let timer
+  const release = () => {
+    timer = undefined
+    while (queue.length > 0 && (queue[0] === null || queue[0].dueAt <= Date.now())) {
+      const head = queue.shift()
+      if (to.destroyed) return
+      if (head === null) to.end()
+      else to.write(head.chunk)
+    }
+    if (queue.length > 0) timer = setTimeout(release, queue[0].dueAt - Date.now())
+  }
   let lastDueAt = 0
   from.on('data', (chunk) => {
-    const dueAt = Math.max(lastDueAt, Date.now() + min + Math.random() * (max - min))
-    lastDueAt = dueAt
-    setTimeout(() => to.destroyed || to.write(chunk), dueAt - Date.now())
+    lastDueAt = Math.max(lastDueAt, Date.now() + min + Math.random() * (max - min))
+    queue.push({ chunk, dueAt: lastDueAt })
+    timer ??= setTimeout(release, lastDueAt - Date.now())
   })
-  from.on('end', () => setTimeout(() => to.destroyed || to.end(), Math.max(0, lastDueAt - Date.now())))
+  from.on('end', () => {
+    queue.push(null)
+    timer ??= setTimeout(release, 0)
+  })
 }
 
 /** Adds `closeAll()`: stop listening and destroy every connection (a server's close() waits for them). */

@@ -108,18 +108,27 @@ interface Stream {
 }
 
 /**
+ * How much later than the server's heartbeat a stream watched for silence may stay silent before it
+ * is replaced: room for delivery jitter; a false alarm costs one reopen, not a failure.
+ */
+const SILENCE_MARGIN_MS = 2000
+
+/**
  * The factory of a transport with one stream per client on `<base>/<path>`; `opener` makes, per
  * connection attempt, the function that opens its streams. Every stream transport is a fallback,
- * so its factory carries the negotiation.
+ * so its factory carries the negotiation. With `reopenWhenSilent`, a live stream that carried
+ * nothing for the server's `heartbeatMs` (plus a margin) is replaced by a new one: for streams
+ * whose cut the page is never told about (the iframe stream in Chromium, iframe.ts).
  */
 export const streamFactory = (
   name: TransportName,
   path: string,
   opener: (context: TransportContext) => OpenStream,
+  reopenWhenSilent?: boolean,
 ): TransportFactory => ({
   name,
   negotiate,
-  create: (context) => streamTransport(name, context, path, opener(context)),
+  create: (context) => streamTransport(name, context, path, opener(context), reopenWhenSilent),
 })
 
 /**
@@ -128,12 +137,21 @@ export const streamFactory = (
  * 3.7): a new stream opens with the current positions, and the old one is closed once the new one
  * said `hello` (duplicates that both delivered are dropped by offset). Publishes go by POST (3.4).
  */
-function streamTransport(name: TransportName, context: TransportContext, path: string, openStream: OpenStream): StreamTransport {
+function streamTransport(
+  name: TransportName,
+  context: TransportContext,
+  path: string,
+  openStream: OpenStream,
+  reopenWhenSilent?: boolean,
+): StreamTransport {
   const { timers } = context
   /** The stream that said hello and delivers now, and one waiting for its hello. */
   let live: Stream | undefined
   let next: Stream | undefined
   let deadline: unknown
+  /** With `reopenWhenSilent`: replaces the live stream when it stays silent. */
+  let silence: unknown
+  let heartbeatMs = 0
   let opened = false
   let closed = false
   let queued = false
@@ -141,6 +159,7 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
   const close = (): void => {
     closed = true
     timers.clearTimeout(deadline)
+    timers.clearTimeout(silence)
     live?._close?.()
     next?._close?.()
     live = next = undefined
@@ -174,6 +193,17 @@ function streamTransport(name: TransportName, context: TransportContext, path: s
           live?._close?.()
           live = stream
           next = undefined
+          heartbeatMs = frame.heartbeatMs
+        }
+        // The server sends some frame at least every heartbeatMs (protocol.md 5): a live stream
+        // silent for longer was cut, or is stuck. It is replaced at once, without loss (the new
+        // stream resumes from the current positions), instead of after the core's liveness
+        // deadline, which adds the heartbeat grace. If the new one says no hello, the transport fails.
+        if (reopenWhenSilent && stream === live) {
+          timers.clearTimeout(silence)
+          silence = timers.setTimeout(update, heartbeatMs + SILENCE_MARGIN_MS)
+        }
+        if (frame?.type === 'hello') {
           // The core sees one hello per transport; later streams only take over.
           if (opened) return
           opened = true

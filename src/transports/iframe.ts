@@ -9,7 +9,10 @@ import type { TransportFactory } from './transport.js'
  * server authenticates the iframe by its cookies).
  */
 export function iframe(): TransportFactory {
-  return streamFactory('iframe', 'iframe', (context) => (url, deliver, fail) => {
+  return streamFactory(
+    'iframe',
+    'iframe',
+    (context) => (url, deliver, fail) => {
         // Node, workers: fail the attempt with the reason (negotiation moves to the next transport).
         if (typeof document !== 'object') throw new PushError('NO_TRANSPORT', 'iframe needs a browser page (document)', { transport: 'iframe' })
         url.searchParams.set('origin', location.origin)
@@ -43,5 +46,9 @@ export function iframe(): TransportFactory {
           removeEventListener('message', onMessage)
           element.remove()
         }
-      })
+      },
+    // Chromium tells the page nothing when the document's connection is cut (no `load`, no
+    // error; the document stays `loading`): only the stream's silence shows it.
+    true,
+  )
 }

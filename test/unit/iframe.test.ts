@@ -176,6 +176,51 @@ describe('iframe transport', () => {
     expect(client.state).toBe('open')
   })
 
+  // Chromium fires no `load` for a document whose connection was cut: only the silence shows it.
+  it('replaces a stream silent past the heartbeat (plus 2 s), without a failure, resuming from the current positions', () => {
+    const { client, page, codes } = setup()
+    const seen: PushMessage[] = []
+    client.subscribe('feed', (msg) => seen.push(msg))
+    client.connect()
+    const first = page.last
+    first.post(offered) // heartbeatMs: 1000
+    first.post({ type: 'subscribed', channel: 'feed', epoch: 'e', offset: 0 })
+    first.post(message('feed', 'e', 1))
+    vi.advanceTimersByTime(2999)
+    expect(page.frames).toHaveLength(1)
+    vi.advanceTimersByTime(1)
+    expect(page.frames).toHaveLength(2)
+    const second = page.last
+    expect(new URL(second.src).searchParams.get('cursor')).toBe('feed=e-1')
+    second.post(offered)
+    expect(first.removed).toBe(true)
+    second.post({ type: 'subscribed', channel: 'feed', epoch: 'e', offset: 1 })
+    second.post(message('feed', 'e', 1))
+    second.post(message('feed', 'e', 2))
+    expect(seen.map((msg) => msg.offset)).toEqual([1, 2])
+    expect(codes()).toEqual([])
+    expect(client.state).toBe('open')
+  })
+
+  it('keeps a stream whose pings arrive, and fails the transport when a replacement says no hello', () => {
+    const { client, page, codes } = setup()
+    client.connect()
+    const first = page.last
+    first.post(offered)
+    for (let beat = 0; beat < 10; beat++) {
+      vi.advanceTimersByTime(1000)
+      first.post({ type: 'ping' })
+    }
+    expect(page.frames).toHaveLength(1)
+    vi.advanceTimersByTime(3000)
+    expect(page.frames).toHaveLength(2)
+    // The replacement's handshake deadline (the client's handshakeTimeoutMs, 4 s by default).
+    vi.advanceTimersByTime(4000)
+    expect(codes()).toEqual(['HANDSHAKE_TIMEOUT'])
+    expect(client.state).toBe('reconnecting')
+    expect(page.frames.every((frame) => frame.removed)).toBe(true)
+  })
+
   it('treats a document that ends without a close frame as a failed stream', () => {
     const { client, page, codes } = setup()
     client.connect()
