@@ -15,6 +15,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
+import { guardChildren, intFromEnv } from './bench-process.js'
 
 const CLIENTS = intFromEnv('BENCH_CLIENTS', 1000, 1, 20_000)
 const MESSAGES = intFromEnv('BENCH_MESSAGES', 200, 1, 100_000)
@@ -59,23 +60,7 @@ const IDLE_TARGETS = new Set(listFromEnv('BENCH_IDLE_TARGETS', ['ws', 'socketio-
 // BENCH_HEAP_SNAPSHOT=<n>: instead of the matrix, what n idle connections of each target hold, per connection, by object.
 const HEAP_SNAPSHOT_CLIENTS = intFromEnv('BENCH_HEAP_SNAPSHOT', 0, 0, 2_000)
 
-/** @type {Set<import('node:child_process').ChildProcess>} */
-const children = new Set()
-const watchdog = setTimeout(() => {
-  console.error(`\nbench: gave up after ${TOTAL_TIMEOUT_MS / 60_000} min`)
-  shutdown(1)
-}, TOTAL_TIMEOUT_MS)
-watchdog.unref()
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => shutdown(130))
-process.on('uncaughtException', (error) => {
-  console.error(error)
-  shutdown(1)
-})
-
-function shutdown(code) {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  process.exit(code)
-}
+const { children, shutdown } = guardChildren('bench', TOTAL_TIMEOUT_MS)
 
 // Keep-alive sockets for the HTTP clients (SSE, polls): one per client, reused poll after poll.
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 25_000 })
@@ -104,8 +89,7 @@ async function main() {
   writeFileSync(`${RESULTS_DIR}${RESULTS_NAME}.json`, JSON.stringify(report, null, 2) + '\n')
   writeFileSync(`${RESULTS_DIR}${RESULTS_NAME}.md`, table + '\n')
   console.log(`\nwritten: bench/results/${RESULTS_NAME}.json, bench/results/${RESULTS_NAME}.md`)
-  clearTimeout(watchdog)
-  process.exit(0)
+  shutdown(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,8 +185,7 @@ async function heapSnapshots() {
   mkdirSync(RESULTS_DIR, { recursive: true })
   writeFileSync(`${RESULTS_DIR}${RESULTS_NAME}-heap.json`, JSON.stringify(report, null, 2) + '\n')
   console.log(`\nwritten: bench/results/${RESULTS_NAME}-heap.json`)
-  clearTimeout(watchdog)
-  process.exit(0)
+  shutdown(0)
 }
 
 /** IDLE_CLIENTS idle connections for IDLE_SECONDS: server CPU (heartbeats included) and memory. */
@@ -714,16 +697,6 @@ function markdownTable(report) {
 
 // ---- small helpers ---------------------------------------------------------------------------
 
-function intFromEnv(name, fallback, min, max) {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < min || value > max) {
-    console.error(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`)
-    process.exit(2)
-  }
-  return value
-}
 
 function listFromEnv(name, fallback) {
   const raw = process.env[name]

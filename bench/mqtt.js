@@ -34,6 +34,7 @@ import { PushClient } from '../dist/index.js'
 import { mqtt } from '../dist/mqtt.js'
 import { mqttBridge } from '../dist/mqtt-bridge.js'
 import { createPushServer } from '../dist/server.js'
+import { intFromEnv } from './bench-process.js'
 
 const MESSAGES = intFromEnv('BENCH_MQTT_MESSAGES', 20_000, 100, 1_000_000)
 const RATE = intFromEnv('BENCH_MQTT_RATE', 200, 1, 5_000)
@@ -248,13 +249,6 @@ function executable(path) {
   }
 }
 
-function intFromEnv(name, fallback, min, max) {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer in [${min}, ${max}]`)
-  return value
-}
 
 const fmt = (value) => Math.round(value).toLocaleString('en-US')
 

@@ -16,30 +16,15 @@ import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PushClient, websocket } from '../dist/index.js'
+import { guardChildren, intFromEnv } from './bench-process.js'
 
 const CLIENTS = intFromEnv('STORM_CLIENTS', 3000, 1, 20_000)
 const MODE = process.env.STORM_MODE === 'kill' ? 'kill' : 'graceful'
 const PHASE_TIMEOUT_MS = intFromEnv('STORM_PHASE_TIMEOUT_MS', 120_000, 1000, 600_000)
 const SERVER_SCRIPT = fileURLToPath(new URL('./storm-server.js', import.meta.url))
 
-const children = new Set()
-const watchdog = setTimeout(() => {
-  console.error('storm: gave up after 10 minutes')
-  shutdown(1)
-}, 10 * 60_000)
-watchdog.unref()
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => shutdown(130))
+const { children, shutdown } = guardChildren('storm', 10 * 60_000)
 
-function shutdown(code) {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  process.exit(code)
-}
-
-function intFromEnv(name, fallback, min, max) {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`${name} must be ${min}..${max}`)
-  return value
-}
 
 function startServer(port, options) {
   const child = fork(SERVER_SCRIPT, [], {

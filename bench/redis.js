@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient } from '@redis/client'
 import { PushClient } from 'pushline'
+import { guardChildren, intFromEnv } from './bench-process.js'
 
 const CLIENTS = intFromEnv('BENCH_CLIENTS', 20, 1, 5000)
 const MESSAGES = intFromEnv('BENCH_MESSAGES', 2000, 10, 100_000)
@@ -29,21 +30,7 @@ const WINDOW = intFromEnv('BENCH_WINDOW', 64, 1, 10_000)
 const PHASE_TIMEOUT_MS = 120_000
 const NODE_SCRIPT = fileURLToPath(new URL('./redis-node.js', import.meta.url))
 
-const children = new Set()
-const watchdog = setTimeout(() => {
-  console.error('bench: gave up after 10 min')
-  shutdown(1)
-}, 10 * 60_000)
-watchdog.unref()
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => shutdown(130))
-process.on('uncaughtException', (error) => {
-  console.error(error)
-  shutdown(1)
-})
-function shutdown(code) {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  process.exit(code)
-}
+const { children, shutdown } = guardChildren('bench', 10 * 60_000)
 
 const now = () => performance.timeOrigin + performance.now()
 
@@ -212,10 +199,5 @@ async function until(check, what) {
   }
 }
 
-function intFromEnv(name, fallback, min, max) {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be an integer in ${min}..${max}`)
-  return value
-}
 
 await main()
