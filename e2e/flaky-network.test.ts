@@ -17,7 +17,7 @@ import type { Page } from 'playwright-core'
 import { describe, expect } from 'vitest'
 // @ts-expect-error: the demo's proxies are plain JavaScript, without types
 import { startHostileNetwork } from '../demo-server/hostile-network.js'
-import { test, type E2EServer } from './harness.js'
+import { startPublisher, test } from './harness.js'
 
 /** What e2e/page/app.js keeps in `window.e2e`. */
 interface PageState {
@@ -39,27 +39,6 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 /** How long the server publishes through the cuts: several lifetimes of a connection. */
 const PUBLISH_MS = 10_000
 
-/** Publishes `{ n: 1, 2, … }` on `e2e` every 100 ms until stopped; resolves with the count. */
-function startPublisher(server: E2EServer) {
-  let count = 0
-  let stopped = false
-  const done = (async () => {
-    while (!stopped) {
-      await server.push.publish('e2e', { n: ++count })
-      await sleep(100)
-    }
-  })()
-  return {
-    get count() {
-      return count
-    },
-    async stop() {
-      stopped = true
-      await done
-      return count
-    },
-  }
-}
 
 describe('the flaky network (demo-server/hostile-network.js)', () => {
   for (const transport of ['iframe', 'websocket', 'sse', 'long-polling', 'short-polling'] as const) {
@@ -99,7 +78,7 @@ describe('the flaky network (demo-server/hostile-network.js)', () => {
         await expect.poll(async () => (await pageState(page)).subscribed.length, { timeout: 30_000 }).toBeGreaterThanOrEqual(2)
 
         const openedBefore = opened
-        publisher = startPublisher(server)
+        publisher = startPublisher(server, 'e2e', 100)
         // Besides the network's own random cuts, two certain ones: every connection at once.
         for (let cut = 0; cut < 2; cut++) {
           await sleep(PUBLISH_MS / 3)

@@ -156,6 +156,28 @@ export async function startE2EServer(options: PushServerOptions = {}): Promise<E
   }
 }
 
+/** Publishes `{ n: 1, 2, … }` on `channel` every `everyMs` until stopped; `stop()` resolves with the count. */
+export function startPublisher(server: E2EServer, channel: string, everyMs = 20) {
+  let count = 0
+  let stopped = false
+  const done = (async () => {
+    while (!stopped) {
+      await server.push.publish(channel, { n: ++count })
+      await new Promise<void>((resolve) => setTimeout(resolve, everyMs))
+    }
+  })()
+  return {
+    get count() {
+      return count
+    },
+    async stop() {
+      stopped = true
+      await done
+      return count
+    },
+  }
+}
+
 export interface LaunchedChromium {
   readonly context: BrowserContext
   close(): Promise<void>

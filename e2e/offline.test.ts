@@ -21,7 +21,7 @@
  */
 import type { BrowserContext, Page } from 'playwright-core'
 import { describe, expect } from 'vitest'
-import { screenshot, test, type E2EServer } from './harness.js'
+import { screenshot, startPublisher, test, type E2EServer } from './harness.js'
 
 /** What e2e/page/app.js keeps in `window.e2e`. */
 interface PageState {
@@ -44,27 +44,6 @@ const MAX_DELAY_MS = 1000
 /** Short-polling interval of the page (the default, 3 s, would make the outage slow to notice). */
 const POLL_MS = 250
 
-/** Publishes `{ n: 1, 2, … }` on `channel` every `everyMs` until stopped; resolves with the count. */
-function startPublisher(server: E2EServer, channel: string, everyMs = 20) {
-  let count = 0
-  let stopped = false
-  const done = (async () => {
-    while (!stopped) {
-      await server.push.publish(channel, { n: ++count })
-      await sleep(everyMs)
-    }
-  })()
-  return {
-    get count() {
-      return count
-    },
-    async stop() {
-      stopped = true
-      await done
-      return count
-    },
-  }
-}
 
 /**
  * Opens the page on `transport`, waits until it is open and subscribed, and starts publishing.
