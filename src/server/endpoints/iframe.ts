@@ -185,9 +185,8 @@ export class IframeEndpoint implements Endpoint {
     if (!admitted) return
 
     const nonce = randomBytes(16).toString('base64url')
-    startStreamResponse(req, res, documentHeaders(nonce))
     const head = prologue(nonce, origin) + PADDING
-    res.write(head)
+    startStreamResponse(req, res, documentHeaders(nonce), head)
 
     const { hub, hello, maxBytes } = this.#options
     const connection: IframeConnection = new IframeConnection(res, hub.scheduler, {
