@@ -180,7 +180,8 @@ export class IframeEndpoint implements Endpoint {
       return
     }
     const refuse = refuseInDocument(res, origin)
-    if (!admitLongLived(req, res, this.#options, refuse)) return
+    const releasePlace = admitLongLived(req, res, this.#options, refuse)
+    if (!releasePlace) return
     const admitted = await admitStreamRequest(req, res, query, 'iframe', this.#options, { refuse })
     if (!admitted) return
 
@@ -195,6 +196,14 @@ export class IframeEndpoint implements Endpoint {
       sentBytes: Buffer.byteLength(head),
       release: () => hub.remove(connection),
     })
-    await openHubConnection(hub, connection, res, cursorRequests(admitted.entries), hello(connection.session), admitted.identity)
+    await openHubConnection(
+      hub,
+      connection,
+      res,
+      cursorRequests(admitted.entries),
+      hello(connection.session),
+      admitted.identity,
+      releasePlace,
+    )
   }
 }

@@ -129,7 +129,8 @@ export class SseEndpoint implements Endpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
     if (!requireGet(req, res)) return
-    if (!admitLongLived(req, res, this.#options)) return
+    const releasePlace = admitLongLived(req, res, this.#options)
+    if (!releasePlace) return
     const admitted = await admitStreamRequest(req, res, query, 'sse', this.#options)
     if (!admitted) return
     const lastEventId = req.headers['last-event-id']
@@ -139,6 +140,14 @@ export class SseEndpoint implements Endpoint {
 
     const { hub, hello } = this.#options
     const connection = new SseConnection(res, entries, hub.scheduler)
-    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session), admitted.identity)
+    await openHubConnection(
+      hub,
+      connection,
+      res,
+      cursorRequests(entries),
+      hello(connection.session),
+      admitted.identity,
+      releasePlace,
+    )
   }
 }
