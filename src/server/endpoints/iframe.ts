@@ -79,7 +79,6 @@ export interface IframeConnectionOptions {
  * browser does not keep an ever-growing document.
  */
 export class IframeConnection extends ResponseStreamConnection {
-  readonly transport = 'iframe'
   readonly #scriptStart: string
   readonly #maxBytes: number
   readonly #release: () => void
@@ -91,6 +90,11 @@ export class IframeConnection extends ResponseStreamConnection {
     this.#maxBytes = options.maxBytes
     this.#bytes = options.sentBytes
     this.#release = options.release
+  }
+
+  /** On the prototype rather than in each connection: the same for all of them. */
+  get transport(): 'iframe' {
+    return 'iframe'
   }
 
   protected write(frames: readonly OutFrame[]): void {

@@ -13,6 +13,7 @@ import type { StreamRequestContext } from './stream-request.js'
 /** A comment line of 2 KiB: some proxies and browsers hold the first bytes until they have this many. */
 const PADDING = `:${' '.repeat(2047)}\n`
 
+/** The headers of every SSE stream (startStreamResponse adds those for proxies). */
 const SSE_HEADERS: Readonly<Record<string, string>> = {
   'Content-Type': 'text/event-stream; charset=utf-8',
   'Cache-Control': 'no-cache, no-transform',
