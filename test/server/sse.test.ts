@@ -240,6 +240,39 @@ describe('SSE transport', () => {
     await waitFor(() => server.push.stats().connections === 0, 'the server to forget every connection', 3000)
   })
 
+  it('frees its place in maxConnections and its hub connection when it closes, open or still authenticating', async () => {
+    let admit: (() => void) | undefined
+    const server = await startPushFixture({
+      maxConnections: 1,
+      authenticate: ({ token }) =>
+        token === 'slow' ? new Promise<boolean>((resolve) => (admit = () => resolve(true))) : true,
+    })
+    // A stream that is admitted is closed at once: it frees its place again.
+    const status = async () => {
+      const controller = new AbortController()
+      const res = await fetch(`${server.directUrl}/sse?cursor=a`, { signal: controller.signal })
+      controller.abort()
+      return res.status
+    }
+    const open = await openStream(server, '?cursor=a')
+    expect((await open.next()).frame?.type).toBe('hello')
+    expect(await status()).toBe(503)
+    open.close()
+    await waitFor(() => server.push.stats().connections === 0, 'the hub to forget the stream')
+    await waitFor(async () => (await status()) === 200, 'the place to be free')
+
+    // A client that goes away while the app authenticates frees its place too.
+    const slow = request(`${server.directUrl}/sse?cursor=a`, { headers: { Authorization: 'Bearer slow' } })
+    slow.on('error', () => undefined)
+    slow.end()
+    await waitFor(() => admit !== undefined, 'authenticate to be asked')
+    expect(await status()).toBe(503)
+    slow.destroy()
+    await waitFor(async () => (await status()) === 200, 'the place to be free')
+    admit?.()
+    await waitFor(() => server.push.stats().connections === 0, 'the hub to forget every stream')
+  })
+
   it('answers 404 for a transport that is turned off', async () => {
     const server = await startPushFixture({ transports: ['websocket'] })
     const res = await fetch(`${server.directUrl}/sse?cursor=a`)

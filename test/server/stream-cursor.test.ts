@@ -50,7 +50,7 @@ describe('request cursors', () => {
     expect(tracker.size).toBe(2)
   })
 
-  it('tracks a stream of many channels (indexed rather than scanned) the same way, in request order', () => {
+  it('tracks a stream of many channels the same way, in request order', () => {
     const channels = Array.from({ length: 12 }, (_, i) => `ch${i}`)
     const tracker = new CursorTracker(channels.map((channel) => ({ channel })))
     tracker.advance({ channel: 'ch10', epoch: 'e', offset: 5 })

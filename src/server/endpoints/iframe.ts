@@ -79,7 +79,6 @@ export interface IframeConnectionOptions {
  * browser does not keep an ever-growing document.
  */
 export class IframeConnection extends ResponseStreamConnection {
-  readonly transport = 'iframe'
   readonly #scriptStart: string
   readonly #maxBytes: number
   readonly #release: () => void
@@ -91,6 +90,11 @@ export class IframeConnection extends ResponseStreamConnection {
     this.#maxBytes = options.maxBytes
     this.#bytes = options.sentBytes
     this.#release = options.release
+  }
+
+  /** On the prototype rather than in each connection: the same for all of them. */
+  get transport(): 'iframe' {
+    return 'iframe'
   }
 
   protected write(frames: readonly OutFrame[]): void {
@@ -180,14 +184,14 @@ export class IframeEndpoint implements Endpoint {
       return
     }
     const refuse = refuseInDocument(res, origin)
-    if (!admitLongLived(req, res, this.#options, refuse)) return
+    const releasePlace = admitLongLived(req, res, this.#options, refuse)
+    if (!releasePlace) return
     const admitted = await admitStreamRequest(req, res, query, 'iframe', this.#options, { refuse })
     if (!admitted) return
 
     const nonce = randomBytes(16).toString('base64url')
-    startStreamResponse(req, res, documentHeaders(nonce))
     const head = prologue(nonce, origin) + PADDING
-    res.write(head)
+    startStreamResponse(req, res, documentHeaders(nonce), head)
 
     const { hub, hello, maxBytes } = this.#options
     const connection: IframeConnection = new IframeConnection(res, hub.scheduler, {
@@ -196,6 +200,14 @@ export class IframeEndpoint implements Endpoint {
       sentBytes: Buffer.byteLength(head),
       release: () => hub.remove(connection),
     })
-    await openHubConnection(hub, connection, res, cursorRequests(admitted.entries), hello(connection.session), admitted.identity)
+    await openHubConnection(
+      hub,
+      connection,
+      res,
+      cursorRequests(admitted.entries),
+      hello(connection.session),
+      admitted.identity,
+      releasePlace,
+    )
   }
 }

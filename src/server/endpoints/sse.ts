@@ -13,6 +13,12 @@ import type { StreamRequestContext } from './stream-request.js'
 /** A comment line of 2 KiB: some proxies and browsers hold the first bytes until they have this many. */
 const PADDING = `:${' '.repeat(2047)}\n`
 
+/** The headers of every SSE stream (startStreamResponse adds those for proxies). */
+const SSE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+}
+
 /** The SSE `data:` line of a frame (with its LF, without the event's terminating blank line). */
 const DATA_LINE = new FrameEncoding((frame) => `data: ${frame.json}\n`)
 
@@ -45,25 +51,39 @@ const PLAIN_EVENT = new FrameEncoding((frame) => Buffer.from(`${frame.encoded(DA
  * so the browser's Last-Event-ID always says where to resume.
  */
 export class SseConnection extends ResponseStreamConnection {
-  readonly transport = 'sse'
-  readonly #cursor: CursorTracker
+  /**
+   * The stream cursor as frames go out, for a stream of several channels. A stream of one channel
+   * keeps none: its cursor is the position of its channel's last frame, so each of its `id:` lines
+   * is that frame's own, shared by every such stream.
+   */
+  readonly #cursor: CursorTracker | undefined
+  /** The request's cursor, for hello's `id:` line (protocol.md 3.3); dropped once hello has gone out. */
+  #helloCursor: string | undefined
 
   constructor(res: ServerResponse, entries: readonly CursorEntry[], scheduler: FlushScheduler) {
     super(res, scheduler)
-    this.#cursor = new CursorTracker(entries)
+    const cursor = new CursorTracker(entries)
+    this.#helloCursor = cursor.format()
+    this.#cursor = cursor.size > 1 ? cursor : undefined
+  }
+
+  /** On the prototype rather than in each connection: the same for all of them. */
+  get transport(): 'sse' {
+    return 'sse'
   }
 
   protected write(frames: readonly OutFrame[]): void {
     if (!this.writable) return
+    const cursor = this.#cursor
     const only = frames.length === 1 ? frames[0] : undefined
     if (only) {
       const type = only.frame.type
       if (only.position) {
-        this.#cursor.advance(only.position)
-        if (this.#cursor.size === 1) {
+        if (!cursor) {
           this.writeChunk(only.encoded(SOLE_CHANNEL_EVENT))
           return
         }
+        cursor.advance(only.position)
       } else if (type !== 'hello' && type !== 'close') {
         this.writeChunk(only.encoded(PLAIN_EVENT))
         return
@@ -72,12 +92,16 @@ export class SseConnection extends ResponseStreamConnection {
     let out = ''
     for (const frame of frames) {
       if (frame.position) {
-        if (frame !== only) this.#cursor.advance(frame.position)
-        // Alone on the stream, the channel's position is the cursor: the line is shared by all such streams.
-        out += this.#cursor.size === 1 ? frame.encoded(SOLE_CHANNEL_ID_LINE) : `id: ${this.#cursor.format()}\n`
+        if (!cursor) {
+          out += frame.encoded(SOLE_CHANNEL_ID_LINE)
+        } else {
+          if (frame !== only) cursor.advance(frame.position)
+          out += `id: ${cursor.format()}\n`
+        }
       } else if (frame.frame.type === 'hello') {
         // protocol.md 3.3: hello carries the cursor the request asked for.
-        out += `id: ${this.#cursor.format()}\n`
+        out += `id: ${this.#helloCursor ?? cursor?.format() ?? ''}\n`
+        this.#helloCursor = undefined
       } else if (frame.frame.type === 'close' && frame.frame.retryMs !== undefined) {
         // A plain EventSource reconnects by itself; this makes it wait as long as the close frame asks.
         out += `retry: ${frame.frame.retryMs}\n`
@@ -96,27 +120,35 @@ export interface SseEndpointOptions extends StreamRequestContext {
 /** `GET <base>/sse?cursor=<stream cursor>` (protocol.md 3.3). */
 export class SseEndpoint implements Endpoint {
   readonly #options: SseEndpointOptions
+  /** `retry:` and the padding: the same bytes for every stream, made once. */
+  readonly #preamble: Buffer
 
   constructor(options: SseEndpointOptions) {
     this.#options = options
+    this.#preamble = Buffer.from(`retry: ${options.retryMs}\n${PADDING}\n`)
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
     if (!requireGet(req, res)) return
-    if (!admitLongLived(req, res, this.#options)) return
+    const releasePlace = admitLongLived(req, res, this.#options)
+    if (!releasePlace) return
     const admitted = await admitStreamRequest(req, res, query, 'sse', this.#options)
     if (!admitted) return
     const lastEventId = req.headers['last-event-id']
     const entries = applyLastEventId(admitted.entries, typeof lastEventId === 'string' ? lastEventId : undefined)
 
-    startStreamResponse(req, res, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-    })
-    res.write(`retry: ${this.#options.retryMs}\n${PADDING}\n`)
+    startStreamResponse(req, res, SSE_HEADERS, this.#preamble)
 
     const { hub, hello } = this.#options
     const connection = new SseConnection(res, entries, hub.scheduler)
-    await openHubConnection(hub, connection, res, cursorRequests(entries), hello(connection.session), admitted.identity)
+    await openHubConnection(
+      hub,
+      connection,
+      res,
+      cursorRequests(entries),
+      hello(connection.session),
+      admitted.identity,
+      releasePlace,
+    )
   }
 }

@@ -65,53 +65,60 @@ export function applyLastEventId(entries: CursorEntry[], lastEventId: string | u
   })
 }
 
-/** Streams of up to this many channels find a channel by scanning its list. */
-const SCANNED_CHANNELS_MAX = 8
+/**
+ * One channel of a stream cursor: the position of the last frame of it that went out, or
+ * its bare name while it has none.
+ */
+type CursorSlot = Readonly<ChannelPosition> | string
 
 /**
  * The stream cursor of one stream as its frames go out: every channel of the
  * request, in request order, with the position after the last frame written.
+ *
+ * It keeps the frames' own position objects rather than cursor text: a frame's position is
+ * made once and shared by every stream the frame goes to, so an idle stream holds no string
+ * of its own (an `epoch-offset` entry cost it about 120 bytes), and the text is built only
+ * when an `id:` line needs it. A stream of one channel never does (its id line is shared too).
  */
 export class CursorTracker {
-  /** The request's channels, in order. */
-  readonly #channels: readonly string[]
-  /** Each channel's cursor entry text (`channel` or `channel=epoch-offset`), at the channel's index. */
-  readonly #parts: string[]
-  /**
-   * Index by channel for a stream of many channels; undefined for a few, where a scan costs less
-   * than a Map (about 250 bytes that every idle stream would hold).
-   */
-  readonly #indexes: Map<string, number> | undefined
-  #text: string | undefined
+  /** The request's channels in request order, each as its {@link CursorSlot}. */
+  readonly #slots: CursorSlot[]
 
   constructor(entries: readonly CursorEntry[]) {
-    // map makes arrays of exactly the entries' length.
-    this.#channels = entries.map(({ channel }) => channel)
-    this.#parts = entries.map(({ channel, position }) =>
-      position ? `${channel}=${formatId(position.epoch, position.offset)}` : channel,
+    // map makes an array of exactly the entries' length.
+    this.#slots = entries.map(({ channel, position }) =>
+      position ? { channel, epoch: position.epoch, offset: position.offset } : channel,
     )
-    this.#indexes = entries.length > SCANNED_CHANNELS_MAX ? new Map(this.#channels.map((channel, i) => [channel, i])) : undefined
   }
 
   get size(): number {
-    return this.#parts.length
+    return this.#slots.length
   }
 
-  /** A frame of `position.channel` went out (always one of the request's channels: the stream subscribes to no other). */
-  advance(position: ChannelPosition): void {
-    const index = this.#indexes ? this.#indexes.get(position.channel) : this.#channels.indexOf(position.channel)
-    if (index === undefined || index < 0) return
-    this.#parts[index] = `${position.channel}=${formatId(position.epoch, position.offset)}`
-    this.#text = undefined
-  }
-
-  /** The cursor, rebuilt only after a change. */
-  format(): string {
-    if (this.#text === undefined) {
-      let text = ''
-      for (const part of this.#parts) text = text === '' ? part : `${text},${part}`
-      this.#text = text
+  /**
+   * A frame of `position.channel` went out (always one of the request's channels: the stream
+   * subscribes to no other). `position` is kept, not copied: frames' positions never change.
+   * A scan, not an index: a stream of many channels formats its whole cursor after every
+   * advance anyway, which costs more than the scan.
+   */
+  advance(position: Readonly<ChannelPosition>): void {
+    const slots = this.#slots
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i] as CursorSlot
+      if ((typeof slot === 'string' ? slot : slot.channel) === position.channel) {
+        slots[i] = position
+        return
+      }
     }
-    return this.#text
+  }
+
+  /** The cursor's text: `channel` or `channel=epoch-offset` per channel, joined by commas. */
+  format(): string {
+    let text = ''
+    for (const slot of this.#slots) {
+      const part = typeof slot === 'string' ? slot : `${slot.channel}=${formatId(slot.epoch, slot.offset)}`
+      text = text === '' ? part : `${text},${part}`
+    }
+    return text
   }
 }

@@ -58,22 +58,23 @@ export function chargeSubscribes(
 /**
  * Takes a place for a long-lived stream (SSE, the iframe stream), freed when
  * its response closes; over a connection limit answers 503 `RATE_LIMITED`
- * with `Retry-After` (and `retryMs` in the body) and returns false.
+ * with `Retry-After` (and `retryMs` in the body) and returns undefined.
+ * Returns the place's release, for {@link openHubConnection}.
  */
 export function admitLongLived(
   req: IncomingMessage,
   res: ServerResponse,
   context: StreamRequestContext,
   refuse: Refuse = refuseWithFrame(res),
-): boolean {
+): (() => void) | undefined {
   const admission = context.limits.admit(context.clientIp(req))
   if (!admission.ok) {
     refuse(503, admission.message, admission.retryMs)
-    return false
+    return undefined
   }
   // `on`, not `once`: release is idempotent, and once would wrap it in two more objects per stream.
   res.on('close', admission.release)
-  return true
+  return admission.release
 }
 
 /** Answers 405 unless the request is a GET; true when it is. */
@@ -130,6 +131,8 @@ export async function admitStreamRequest(
  * Adds a connection for an admitted request to the hub, forgets it when the
  * response closes, sends `hello` (if any) and subscribes the cursor's
  * entries. Resolves once every subscription is live or has failed.
+ * `release` is a long-lived stream's place ({@link admitLongLived}): the same
+ * listener frees it from now on.
  */
 export async function openHubConnection(
   hub: Hub,
@@ -138,10 +141,22 @@ export async function openHubConnection(
   requests: readonly SubscribeRequest[],
   hello: OutFrame | undefined,
   identity: Identity | undefined,
+  release?: () => void,
 ): Promise<void> {
   connection.identity = identity
   hub.add(connection)
-  res.on('close', () => hub.remove(connection))
+  if (release) {
+    // One `close` listener instead of two: Node keeps two in an array, which every idle stream would hold.
+    // The response is still open (admitStreamRequest checked, nothing was awaited since): release's own
+    // listener has not run, and this one takes its place.
+    res.removeListener('close', release)
+    res.on('close', () => {
+      release()
+      hub.remove(connection)
+    })
+  } else {
+    res.on('close', () => hub.remove(connection))
+  }
   if (hello) connection.send(hello)
   await hub.subscribe(connection, requests)
 }
