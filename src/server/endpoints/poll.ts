@@ -339,7 +339,7 @@ export class PollEndpoint implements Endpoint {
 
     connection = new PollConnection(res, hub.scheduler, this.#rounds, {
       transport,
-      session: sessionParam ?? undefined,
+      session: place.session,
       maxAnswerBytes: Math.min(MAX_ANSWER_BYTES, maxBufferedBytes),
     })
     place.bind(connection.session)

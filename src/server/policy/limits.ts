@@ -322,6 +322,8 @@ export class AddressRates {
 
 /** One poll session's place in the connection limits. */
 interface PollSession {
+  /** Its id, once it has one: the Map's key. */
+  id: string | undefined
   readonly release: () => void
   /** Polls of the session in progress; its idle expiry runs only at 0. */
   polls: number
@@ -349,6 +351,14 @@ export class PollPlace {
     this.#session = session
     this.#key = key
     this.#fresh = fresh
+  }
+
+  /**
+   * The session's id as this server keeps it, when it knows the session: a held poll keeps this
+   * string rather than the request's, which is a slice of its URL and would keep the URL.
+   */
+  get session(): string | undefined {
+    return this.#key
   }
 
   /** Names the session of a first poll (the server made its id); a poll of a known session has it already. */
@@ -409,11 +419,11 @@ export class PollSessions {
       known.polls += 1
       clearTimeout(known.idleTimer)
       known.idleTimer = undefined
-      return { ok: true, place: new PollPlace(this, known, session, false) }
+      return { ok: true, place: new PollPlace(this, known, known.id ?? session, false) }
     }
     const admission = this.#limits.admit(ip)
     if (!admission.ok) return admission
-    const entry: PollSession = { release: admission.release, polls: 1, idleTimer: undefined, channels: undefined }
+    const entry: PollSession = { id: session, release: admission.release, polls: 1, idleTimer: undefined, channels: undefined }
     // A session this server forgot keeps its id: its next polls find the place.
     if (session !== undefined) this.#sessions.set(session, entry)
     return { ok: true, place: new PollPlace(this, entry, session, true) }
@@ -423,6 +433,7 @@ export class PollSessions {
   remember(session: string, entry: PollSession): void {
     // Replacing another entry of this id leaks nothing: each entry frees its own place when idle.
     this.#sessions.set(session, entry)
+    entry.id = session
   }
 
   /** For {@link PollPlace.end}: a poll of `entry` (known as `session`, if bound) ended. */
