@@ -6,7 +6,7 @@ import type { OutFrame } from '../hub/out-frame.js'
 import type { Hub } from '../hub/hub.js'
 import type { Endpoint } from './endpoint.js'
 import { sendFrame } from './http-io.js'
-import type { PollSessions } from '../policy/limits.js'
+import type { PollPlace, PollSessions } from '../policy/limits.js'
 import { admitStreamRequest, cursorRequests, refuseWithFrame, requireGet } from './stream-request.js'
 import type { StreamRequestContext } from './stream-request.js'
 
@@ -144,17 +144,24 @@ function sameFrames(a: readonly OutFrame[], b: readonly OutFrame[]): boolean {
 
 export interface PollConnectionOptions {
   transport: 'long-polling' | 'short-polling'
-  /** The session the client sent; a new one when it sent none. */
-  session: string | undefined
+  /** The poll's place in the connection limits, ended when its response closes. */
+  place: PollPlace
   maxAnswerBytes: number
+}
+
+/** The poll each response answers: one `close` listener serves every poll, so a held poll keeps no closure for it. */
+const pollsByResponse = new WeakMap<ServerResponse, PollConnection>()
+
+function onPollResponseClose(this: ServerResponse): void {
+  pollsByResponse.get(this)?.gone()
 }
 
 /**
  * One poll request, as a connection that lives until it is answered: frames
  * the hub sends are collected, and the response goes out in one piece, as
  * NDJSON, once there is something (after a short coalescing wait) or when the
- * hold time is up. It listens to nothing itself: the endpoint tells it when
- * its response closes ({@link gone}), and {@link PollRounds} when its wait is over.
+ * hold time is up. It keeps no closure or timer: one shared listener tells it
+ * when its response closes ({@link gone}), and {@link PollRounds} when its wait is over.
  */
 export class PollConnection extends Connection {
   readonly transport: 'long-polling' | 'short-polling'
@@ -162,6 +169,7 @@ export class PollConnection extends Connection {
   override readonly wantsPing = false
   readonly #res: ServerResponse
   readonly #rounds: PollRounds
+  readonly #place: PollPlace
   readonly #maxAnswerBytes: number
   /** The answer's frames; made with the first, so a held poll without any holds no array. */
   #frames: OutFrame[] | undefined
@@ -175,12 +183,17 @@ export class PollConnection extends Connection {
   /** The response closed: the client went away, or the answer is out. */
   #gone = false
 
+  /** Made as soon as the poll has a place, so that its response's closing ends the place from then on. */
   constructor(res: ServerResponse, scheduler: FlushScheduler, rounds: PollRounds, options: PollConnectionOptions) {
-    super(scheduler, options.session)
+    // A session the server knows keeps its id (the server's string, not the request's); a first poll gets one.
+    super(scheduler, options.place.session)
     this.transport = options.transport
     this.#res = res
     this.#rounds = rounds
+    this.#place = options.place
     this.#maxAnswerBytes = options.maxAnswerBytes
+    pollsByResponse.set(res, this)
+    res.on('close', onPollResponseClose)
   }
 
   protected write(frames: readonly OutFrame[]): void {
@@ -226,9 +239,14 @@ export class PollConnection extends Connection {
     this.#rounds.wait(this, ms)
   }
 
-  /** The response closed: a client that gives up mid-hold leaves nothing behind (no wait, no subscriptions). */
+  /**
+   * The response closed (answered, refused, or the client went away): the session's place
+   * waits for its next poll, and a client that gives up mid-hold leaves nothing behind (no
+   * wait, no subscriptions).
+   */
   gone(): void {
     this.#gone = true
+    this.#place.end()
     this.answer()
   }
 
@@ -327,21 +345,13 @@ export class PollEndpoint implements Endpoint {
     const admission = this.#options.sessions.admit(sessionParam ?? undefined, this.#options.clientIp(req))
     if (!admission.ok) return refuseWithFrame(res)(503, admission.message, admission.retryMs)
     const { place } = admission
-    let connection: PollConnection | undefined
-    // The poll's one listener (a held poll keeps it, and this closure, until it is answered):
-    // frees the session's place, and answers or forgets the connection.
-    res.on('close', () => {
-      place.end()
-      connection?.gone()
+    const connection = new PollConnection(res, hub.scheduler, this.#rounds, {
+      transport,
+      place,
+      maxAnswerBytes: Math.min(MAX_ANSWER_BYTES, maxBufferedBytes),
     })
     const admitted = await admitStreamRequest(req, res, query, transport, this.#options, { charges: (channels) => place.charges(channels) })
     if (!admitted) return
-
-    connection = new PollConnection(res, hub.scheduler, this.#rounds, {
-      transport,
-      session: place.session,
-      maxAnswerBytes: Math.min(MAX_ANSWER_BYTES, maxBufferedBytes),
-    })
     place.bind(connection.session)
     connection.identity = admitted.identity
     // What openHubConnection does, without its listener for `close`: the one above forgets the connection.

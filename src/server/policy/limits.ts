@@ -189,27 +189,42 @@ export class ConnectionLimits {
    * place (call it once, when it closes), or why it is refused.
    */
   admit(ip: string): { ok: true; release: () => void } | ({ ok: false } & ConnectionRefusal) {
-    const spread = Math.floor(Math.random() * RETRY_SPREAD_MS)
-    if (this.#open >= this.#options.maxConnections) {
-      return { ok: false, message: 'too many connections', retryMs: 1000 + spread }
-    }
-    const wait = this.#connects.waitMs()
-    if (wait > 0) return { ok: false, message: 'too many new connections', retryMs: wait + spread }
-    if (!this.#perIp.acquire(ip)) {
-      return { ok: false, message: 'too many connections from this address', retryMs: 1000 + spread }
-    }
-    this.#connects.take()
-    this.#open += 1
+    const refusal = this.take(ip)
+    if (refusal) return { ok: false, ...refusal }
     let released = false
     return {
       ok: true,
       release: () => {
         if (released) return
         released = true
-        this.#open -= 1
-        this.#perIp.release(ip)
+        this.free(ip)
       },
     }
+  }
+
+  /**
+   * Takes a place for `ip`, or says why not; the caller frees it with {@link free}, once. For
+   * a caller that keeps the address anyway (poll sessions): no release closure per place.
+   */
+  take(ip: string): ConnectionRefusal | undefined {
+    const spread = Math.floor(Math.random() * RETRY_SPREAD_MS)
+    if (this.#open >= this.#options.maxConnections) {
+      return { message: 'too many connections', retryMs: 1000 + spread }
+    }
+    const wait = this.#connects.waitMs()
+    if (wait > 0) return { message: 'too many new connections', retryMs: wait + spread }
+    if (!this.#perIp.acquire(ip)) {
+      return { message: 'too many connections from this address', retryMs: 1000 + spread }
+    }
+    this.#connects.take()
+    this.#open += 1
+    return undefined
+  }
+
+  /** Frees a place {@link take} gave `ip`. */
+  free(ip: string): void {
+    this.#open -= 1
+    this.#perIp.release(ip)
   }
 }
 
@@ -324,7 +339,10 @@ export class AddressRates {
 interface PollSession {
   /** Its id, once it has one: the Map's key. */
   id: string | undefined
-  readonly release: () => void
+  /** The client address its place is counted under. */
+  readonly ip: string
+  /** Its place is freed (so it is freed once, whichever of idle expiry, shutdown or a last poll's end comes first). */
+  released: boolean
   /** Polls of the session in progress; its idle expiry runs only at 0. */
   polls: number
   idleTimer: ReturnType<typeof setTimeout> | undefined
@@ -421,9 +439,9 @@ export class PollSessions {
       known.idleTimer = undefined
       return { ok: true, place: new PollPlace(this, known, known.id ?? session, false) }
     }
-    const admission = this.#limits.admit(ip)
-    if (!admission.ok) return admission
-    const entry: PollSession = { id: session, release: admission.release, polls: 1, idleTimer: undefined, channels: undefined }
+    const refusal = this.#limits.take(ip)
+    if (refusal) return { ok: false, ...refusal }
+    const entry: PollSession = { id: session, ip, released: false, polls: 1, idleTimer: undefined, channels: undefined }
     // A session this server forgot keeps its id: its next polls find the place.
     if (session !== undefined) this.#sessions.set(session, entry)
     return { ok: true, place: new PollPlace(this, entry, session, true) }
@@ -441,10 +459,10 @@ export class PollSessions {
     entry.polls -= 1
     if (entry.polls > 0) return
     // Unbound (the request failed before it had a session), or the server closed: nothing to keep the place for.
-    if (session === undefined || this.#closed) return entry.release()
+    if (session === undefined || this.#closed) return this.#release(entry)
     entry.idleTimer = setTimeout(() => {
       if (this.#sessions.get(session) === entry) this.#sessions.delete(session)
-      entry.release()
+      this.#release(entry)
     }, this.#idleMs)
     entry.idleTimer.unref()
   }
@@ -454,9 +472,15 @@ export class PollSessions {
     this.#closed = true
     for (const entry of this.#sessions.values()) {
       clearTimeout(entry.idleTimer)
-      entry.release()
+      this.#release(entry)
     }
     this.#sessions.clear()
+  }
+
+  #release(entry: PollSession): void {
+    if (entry.released) return
+    entry.released = true
+    this.#limits.free(entry.ip)
   }
 }
 
