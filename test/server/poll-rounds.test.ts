@@ -13,7 +13,7 @@ function heldPoll(name: string, answered: string[]): PollConnection {
   return { answer: () => answered.push(name) } as unknown as PollConnection
 }
 
-const rounds = () => new PollRounds({ remove: () => undefined } as unknown as Hub)
+const rounds = () => new PollRounds({ remove: () => undefined } as unknown as Hub, 1 << 20)
 
 describe('PollRounds', () => {
   it('answers each held poll at its own deadline with one timer per wait time, and not once unwaited', () => {

@@ -35,13 +35,16 @@ type PollState = 'resolving' | 'holding' | 'coalescing' | 'answered'
  */
 export class PollRounds {
   readonly #hub: Hub
+  /** The most an answer takes (UTF-8 bytes) before it stops at a frame boundary. */
+  readonly maxAnswerBytes: number
   /** Polls waiting, by how long they wait (a hold time, or the coalescing window), each with its deadline. */
   readonly #waits = new Map<number, PollWait>()
   /** The last answer of several frames, and its body: the next poll answered with the same frames sends the same bytes. */
   #lastAnswer: { frames: readonly OutFrame[]; body: Buffer } | undefined
 
-  constructor(hub: Hub) {
+  constructor(hub: Hub, maxAnswerBytes: number) {
     this.#hub = hub
+    this.maxAnswerBytes = maxAnswerBytes
   }
 
   release(connection: PollConnection): void {
@@ -146,7 +149,6 @@ export interface PollConnectionOptions {
   transport: 'long-polling' | 'short-polling'
   /** The poll's place in the connection limits, ended when its response closes. */
   place: PollPlace
-  maxAnswerBytes: number
 }
 
 /** The poll each response answers: one `close` listener serves every poll, so a held poll keeps no closure for it. */
@@ -170,7 +172,6 @@ export class PollConnection extends Connection {
   readonly #res: ServerResponse
   readonly #rounds: PollRounds
   readonly #place: PollPlace
-  readonly #maxAnswerBytes: number
   /** The answer's frames; made with the first, so a held poll without any holds no array. */
   #frames: OutFrame[] | undefined
   /** The answer's size in UTF-8 bytes, LFs included. */
@@ -180,8 +181,6 @@ export class PollConnection extends Connection {
   #state: PollState = 'resolving'
   /** How long the poll's current wait in {@link PollRounds} is (the hold, then the coalescing window); 0 when not waiting. */
   #waitMs = 0
-  /** The response closed: the client went away, or the answer is out. */
-  #gone = false
 
   /** Made as soon as the poll has a place, so that its response's closing ends the place from then on. */
   constructor(res: ServerResponse, scheduler: FlushScheduler, rounds: PollRounds, options: PollConnectionOptions) {
@@ -191,7 +190,6 @@ export class PollConnection extends Connection {
     this.#res = res
     this.#rounds = rounds
     this.#place = options.place
-    this.#maxAnswerBytes = options.maxAnswerBytes
     pollsByResponse.set(res, this)
     res.on('close', onPollResponseClose)
   }
@@ -201,7 +199,7 @@ export class PollConnection extends Connection {
     for (const frame of frames) {
       // At a frame boundary, so each channel gets a prefix of its frames and
       // the client's next poll resumes exactly where this answer stops.
-      if (this.#bytes >= this.#maxAnswerBytes) {
+      if (this.#bytes >= this.#rounds.maxAnswerBytes) {
         this.#full = true
         break
       }
@@ -245,7 +243,6 @@ export class PollConnection extends Connection {
    * wait, no subscriptions).
    */
   gone(): void {
-    this.#gone = true
     this.#place.end()
     this.answer()
   }
@@ -282,7 +279,8 @@ export class PollConnection extends Connection {
     if (this.#waitMs > 0) this.#rounds.unwait(this, this.#waitMs)
     this.#rounds.release(this)
     const res = this.#res
-    if (this.#gone || res.headersSent || res.destroyed) return
+    // Destroyed: the client went away (a response is destroyed before it emits `close`).
+    if (res.headersSent || res.destroyed) return
     const frames = this.#frames
     if (!frames) {
       res.writeHead(204, { 'Cache-Control': 'no-store' })
@@ -317,7 +315,8 @@ export class PollEndpoint implements Endpoint {
 
   constructor(options: PollEndpointOptions) {
     this.#options = options
-    this.#rounds = new PollRounds(options.hub)
+    // A poll never holds more than the slow-consumer limit either.
+    this.#rounds = new PollRounds(options.hub, Math.min(MAX_ANSWER_BYTES, options.maxBufferedBytes))
   }
 
   close(): void {
@@ -327,7 +326,7 @@ export class PollEndpoint implements Endpoint {
 
   async handle(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
     if (!requireGet(req, res)) return
-    const { hub, maxHoldMs, maxBufferedBytes, hello } = this.#options
+    const { hub, maxHoldMs, hello } = this.#options
     const holdParam = query.get('hold')
     if (holdParam !== null && !HOLD_PATTERN.test(holdParam)) {
       sendFrame(res, 400, errorFrame('BAD_FRAME', 'hold must be a whole number of milliseconds'))
@@ -348,7 +347,6 @@ export class PollEndpoint implements Endpoint {
     const connection = new PollConnection(res, hub.scheduler, this.#rounds, {
       transport,
       place,
-      maxAnswerBytes: Math.min(MAX_ANSWER_BYTES, maxBufferedBytes),
     })
     const admitted = await admitStreamRequest(req, res, query, transport, this.#options, { charges: (channels) => place.charges(channels) })
     if (!admitted) return
