@@ -26,14 +26,23 @@ export const MESSAGE_FRAME_CACHE_BYTES = 8 * 1024 * 1024
 const CACHED_FRAME_WEIGHT = 4
 
 /**
- * Message frames by channel, epoch and offset, most recently used last, so
- * that a message several connections replay (everyone resuming after a
- * restart or a deploy) is serialized and encoded once, like a live message,
- * instead of once per connection. Bounded by the size of what it holds.
+ * Message frames by channel, epoch and offset, so that a message several
+ * connections replay (everyone resuming after a restart or a deploy, every
+ * poll continuing its position) is serialized and encoded once, like a live
+ * message, instead of once per connection. Bounded by the size of what it
+ * holds. A hit is on the fan-out and replay paths, once per message per
+ * connection for polls, so it is kept cheap: no key string is made (frames
+ * are found by channel, then by offset, a small integer), and eviction is
+ * "second chance" rather than strict LRU: a hit only marks the frame used,
+ * and eviction passes over a used frame once (moving it to the back)
+ * instead of every hit moving it.
  */
 export class MessageFrameCache {
   readonly #maxBytes: number
-  readonly #frames = new Map<string, { frame: OutFrame; bytes: number }>()
+  /** Frames by channel, then by offset. */
+  readonly #channels = new Map<string, Map<number, CachedFrame>>()
+  /** Every cached frame, oldest first (Set order is insertion order): the eviction order. */
+  readonly #order = new Set<CachedFrame>()
   #bytes = 0
 
   constructor(maxBytes: number) {
@@ -42,44 +51,76 @@ export class MessageFrameCache {
 
   /** Entries held (for tests). */
   get size(): number {
-    return this.#frames.size
+    return this.#order.size
   }
 
   /** The cached frame of `message`, or the one `build` makes (cached unless null). */
   frameOf(message: StoredMessage, build: (message: StoredMessage) => OutFrame | null): OutFrame | null {
-    const key = cacheKey(message)
-    const cached = this.#frames.get(key)
-    if (cached) {
-      // Most recently used goes last: Map order is the eviction order.
-      this.#frames.delete(key)
-      this.#frames.set(key, cached)
+    const cached = this.#channels.get(message.channel)?.get(message.offset)
+    if (cached && cached.epoch === message.epoch) {
+      cached.used = true
       return cached.frame
     }
     const frame = build(message)
-    if (frame) this.#put(key, frame)
+    if (frame) this.#put(message, frame)
     return frame
   }
 
   clear(): void {
-    this.#frames.clear()
+    this.#channels.clear()
+    this.#order.clear()
     this.#bytes = 0
   }
 
-  #put(key: string, frame: OutFrame): void {
-    const bytes = (frame.json.length + key.length) * CACHED_FRAME_WEIGHT
+  #put(message: StoredMessage, frame: OutFrame): void {
+    const { channel, epoch, offset } = message
+    const bytes = (frame.json.length + channel.length + epoch.length) * CACHED_FRAME_WEIGHT
     // A frame larger than the whole cache would only evict everything else.
     if (bytes > this.#maxBytes) return
-    this.#frames.set(key, { frame, bytes })
-    this.#bytes += bytes
-    for (const [oldest, entry] of this.#frames) {
-      if (this.#bytes <= this.#maxBytes) break
-      this.#frames.delete(oldest)
-      this.#bytes -= entry.bytes
+    let frames = this.#channels.get(channel)
+    if (!frames) {
+      frames = new Map()
+      this.#channels.set(channel, frames)
     }
+    // Another epoch's frame at this offset (the channel's history was reset).
+    const replaced = frames.get(offset)
+    if (replaced) this.#forget(replaced)
+    const entry: CachedFrame = { frame, bytes, channel, epoch, offset, used: false }
+    frames.set(offset, entry)
+    this.#order.add(entry)
+    this.#bytes += bytes
+    for (const oldest of this.#order) {
+      if (this.#bytes <= this.#maxBytes) break
+      // The frame just made stays: it is the likeliest to be asked for next (a replay of a recent message).
+      if (oldest === entry) continue
+      if (oldest.used) {
+        // Its second chance: to the back, unmarked; it goes next time round unless hit again.
+        oldest.used = false
+        this.#order.delete(oldest)
+        this.#order.add(oldest)
+      } else {
+        this.#forget(oldest)
+      }
+    }
+  }
+
+  #forget(entry: CachedFrame): void {
+    this.#order.delete(entry)
+    this.#bytes -= entry.bytes
+    const frames = this.#channels.get(entry.channel)
+    if (frames?.get(entry.offset) !== entry) return
+    frames.delete(entry.offset)
+    if (frames.size === 0) this.#channels.delete(entry.channel)
   }
 }
 
-function cacheKey(message: StoredMessage): string {
-  // Epochs never contain `-` or a space; channel names never contain a space.
-  return `${message.epoch}-${message.offset} ${message.channel}`
+interface CachedFrame {
+  readonly frame: OutFrame
+  /** Its weight against the cache's size. */
+  readonly bytes: number
+  readonly channel: string
+  readonly epoch: string
+  readonly offset: number
+  /** Hit since it was cached or last passed over by eviction. */
+  used: boolean
 }

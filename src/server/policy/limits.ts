@@ -189,27 +189,42 @@ export class ConnectionLimits {
    * place (call it once, when it closes), or why it is refused.
    */
   admit(ip: string): { ok: true; release: () => void } | ({ ok: false } & ConnectionRefusal) {
-    const spread = Math.floor(Math.random() * RETRY_SPREAD_MS)
-    if (this.#open >= this.#options.maxConnections) {
-      return { ok: false, message: 'too many connections', retryMs: 1000 + spread }
-    }
-    const wait = this.#connects.waitMs()
-    if (wait > 0) return { ok: false, message: 'too many new connections', retryMs: wait + spread }
-    if (!this.#perIp.acquire(ip)) {
-      return { ok: false, message: 'too many connections from this address', retryMs: 1000 + spread }
-    }
-    this.#connects.take()
-    this.#open += 1
+    const refusal = this.take(ip)
+    if (refusal) return { ok: false, ...refusal }
     let released = false
     return {
       ok: true,
       release: () => {
         if (released) return
         released = true
-        this.#open -= 1
-        this.#perIp.release(ip)
+        this.free(ip)
       },
     }
+  }
+
+  /**
+   * Takes a place for `ip`, or says why not; the caller frees it with {@link free}, once. For
+   * a caller that keeps the address anyway (poll sessions): no release closure per place.
+   */
+  take(ip: string): ConnectionRefusal | undefined {
+    const spread = Math.floor(Math.random() * RETRY_SPREAD_MS)
+    if (this.#open >= this.#options.maxConnections) {
+      return { message: 'too many connections', retryMs: 1000 + spread }
+    }
+    const wait = this.#connects.waitMs()
+    if (wait > 0) return { message: 'too many new connections', retryMs: wait + spread }
+    if (!this.#perIp.acquire(ip)) {
+      return { message: 'too many connections from this address', retryMs: 1000 + spread }
+    }
+    this.#connects.take()
+    this.#open += 1
+    return undefined
+  }
+
+  /** Frees a place {@link take} gave `ip`. */
+  free(ip: string): void {
+    this.#open -= 1
+    this.#perIp.release(ip)
   }
 }
 
@@ -322,7 +337,12 @@ export class AddressRates {
 
 /** One poll session's place in the connection limits. */
 interface PollSession {
-  readonly release: () => void
+  /** Its id, once it has one: the Map's key. */
+  id: string | undefined
+  /** The client address its place is counted under. */
+  readonly ip: string
+  /** Its place is freed (so it is freed once, whichever of idle expiry, shutdown or a last poll's end comes first). */
+  released: boolean
   /** Polls of the session in progress; its idle expiry runs only at 0. */
   polls: number
   idleTimer: ReturnType<typeof setTimeout> | undefined
@@ -330,18 +350,60 @@ interface PollSession {
   channels: string | undefined
 }
 
-/** A poll admitted into the connection limits, until its request ends. */
-export interface PollPlace {
+/**
+ * A poll admitted into the connection limits, until its request ends. A class, not closures:
+ * a held poll keeps its place until it is answered, and this is one small object.
+ */
+export class PollPlace {
+  readonly #sessions: PollSessions
+  readonly #session: PollSession
+  /** The session's id, once known (a first poll learns it from {@link bind}). */
+  #key: string | undefined
+  /** The session took a new place with this poll. */
+  readonly #fresh: boolean
+  #ended = false
+
+  /** Made by {@link PollSessions.admit}. */
+  constructor(sessions: PollSessions, session: PollSession, key: string | undefined, fresh: boolean) {
+    this.#sessions = sessions
+    this.#session = session
+    this.#key = key
+    this.#fresh = fresh
+  }
+
+  /**
+   * The session's id as this server keeps it, when it knows the session: a held poll keeps this
+   * string rather than the request's, which is a slice of its URL and would keep the URL.
+   */
+  get session(): string | undefined {
+    return this.#key
+  }
+
   /** Names the session of a first poll (the server made its id); a poll of a known session has it already. */
-  bind(session: string): void
+  bind(session: string): void {
+    if (this.#key !== undefined || this.#ended) return
+    this.#key = session
+    this.#sessions.remember(session, this.#session)
+  }
+
   /**
    * Whether the poll's channels are subscribes to charge: all of a new session's, and a known
    * session's when they differ from its previous poll's (a poll loop keeps its channels; a
    * change starts a new loop, which is a new session).
    */
-  charges(channels: readonly string[]): boolean
-  /** The poll's request ended: the session keeps its place for `idleMs` for its next poll. */
-  end(): void
+  charges(channels: readonly string[]): boolean {
+    const digest = channelsDigest(channels)
+    const changed = digest !== this.#session.channels
+    this.#session.channels = digest
+    return this.#fresh || changed
+  }
+
+  /** The poll's request ended: the session keeps its place for `idleMs` for its next poll. Idempotent. */
+  end(): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#sessions.leave(this.#session, this.#key)
+  }
 }
 
 /**
@@ -370,52 +432,39 @@ export class PollSessions {
 
   /** Admits a poll of `session` (undefined for a first poll) from `ip`, or says why not. */
   admit(session: string | undefined, ip: string): { ok: true; place: PollPlace } | ({ ok: false } & ConnectionRefusal) {
-    let entry = session === undefined ? undefined : this.#sessions.get(session)
-    let key = entry ? session : undefined
-    let fresh = false
-    if (entry) {
-      entry.polls += 1
-      clearTimeout(entry.idleTimer)
-      entry.idleTimer = undefined
-    } else {
-      const admission = this.#limits.admit(ip)
-      if (!admission.ok) return admission
-      entry = { release: admission.release, polls: 1, idleTimer: undefined, channels: undefined }
-      fresh = true
-      // A session this server forgot keeps its id: its next polls find the place.
-      if (session !== undefined) this.#sessions.set((key = session), entry)
+    const known = session === undefined ? undefined : this.#sessions.get(session)
+    if (known) {
+      known.polls += 1
+      clearTimeout(known.idleTimer)
+      known.idleTimer = undefined
+      return { ok: true, place: new PollPlace(this, known, known.id ?? session, false) }
     }
-    const held = entry
-    let ended = false
-    const place: PollPlace = {
-      bind: (id) => {
-        if (key !== undefined || ended) return
-        key = id
-        // Replacing another entry of this id leaks nothing: each entry frees its own place when idle.
-        this.#sessions.set(id, held)
-      },
-      charges: (channels) => {
-        const digest = channelsDigest(channels)
-        const changed = digest !== held.channels
-        held.channels = digest
-        return fresh || changed
-      },
-      end: () => {
-        if (ended) return
-        ended = true
-        held.polls -= 1
-        if (held.polls > 0) return
-        // Unbound (the request failed before it had a session), or the server closed: nothing to keep the place for.
-        if (key === undefined || this.#closed) return held.release()
-        const bound = key
-        held.idleTimer = setTimeout(() => {
-          if (this.#sessions.get(bound) === held) this.#sessions.delete(bound)
-          held.release()
-        }, this.#idleMs)
-        held.idleTimer.unref()
-      },
-    }
-    return { ok: true, place }
+    const refusal = this.#limits.take(ip)
+    if (refusal) return { ok: false, ...refusal }
+    const entry: PollSession = { id: session, ip, released: false, polls: 1, idleTimer: undefined, channels: undefined }
+    // A session this server forgot keeps its id: its next polls find the place.
+    if (session !== undefined) this.#sessions.set(session, entry)
+    return { ok: true, place: new PollPlace(this, entry, session, true) }
+  }
+
+  /** For {@link PollPlace.bind}: `session` is the id of `entry`. */
+  remember(session: string, entry: PollSession): void {
+    // Replacing another entry of this id leaks nothing: each entry frees its own place when idle.
+    this.#sessions.set(session, entry)
+    entry.id = session
+  }
+
+  /** For {@link PollPlace.end}: a poll of `entry` (known as `session`, if bound) ended. */
+  leave(entry: PollSession, session: string | undefined): void {
+    entry.polls -= 1
+    if (entry.polls > 0) return
+    // Unbound (the request failed before it had a session), or the server closed: nothing to keep the place for.
+    if (session === undefined || this.#closed) return this.#release(entry)
+    entry.idleTimer = setTimeout(() => {
+      if (this.#sessions.get(session) === entry) this.#sessions.delete(session)
+      this.#release(entry)
+    }, this.#idleMs)
+    entry.idleTimer.unref()
   }
 
   /** Frees every place (the server closes). */
@@ -423,13 +472,24 @@ export class PollSessions {
     this.#closed = true
     for (const entry of this.#sessions.values()) {
       clearTimeout(entry.idleTimer)
-      entry.release()
+      this.#release(entry)
     }
     this.#sessions.clear()
+  }
+
+  #release(entry: PollSession): void {
+    if (entry.released) return
+    entry.released = true
+    this.#limits.free(entry.ip)
   }
 }
 
 /** A short digest of a list of channel names (names hold no LF). */
 function channelsDigest(channels: readonly string[]): string {
-  return createHash('sha1').update(channels.join('\n')).digest('base64')
+  const names = channels.join('\n')
+  // A SHA-1 in base64 is 28 characters, so a shorter list can stand for itself: no hash per poll for a few short names.
+  if (names.length < SHA1_BASE64_LENGTH) return names
+  return createHash('sha1').update(names).digest('base64')
 }
+
+const SHA1_BASE64_LENGTH = 28
