@@ -31,7 +31,7 @@ const EVENT = 'tick'
  * The heartbeat peers ping as often as pushline does in the same run: BENCH_PUSHLINE_HEARTBEAT_MS,
  * else pushline's default `heartbeatMs` (src/server/push-server.ts).
  */
-const HEARTBEAT_MS = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || 20_000
+const HEARTBEAT_MS = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || 25_000
 /** pushline's default `heartbeatGraceMs`: how long past a missed pong the ws peer keeps a client. */
 const HEARTBEAT_GRACE_MS = 10_000
 
@@ -53,7 +53,7 @@ async function startPushline() {
   } catch (error) {
     throw new Error(`cannot import 'pushline/server' (run \`npm run build\` first): ${error.message}`)
   }
-  // Defaults (heartbeat 20 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection and subscribe-rate limits, which would refuse a
+  // Defaults (heartbeat 25 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection and subscribe-rate limits, which would refuse a
   // benchmark's thousands of loopback clients from one address.
   const heartbeatMs = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || undefined
   const push = mod.createPushServer({

@@ -25,7 +25,7 @@ const PACED_RATE = intFromEnv('BENCH_RATE', 50, 1, 1000)
 const PACED_SECONDS = intFromEnv('BENCH_PACED_SECONDS', 5, 1, 60)
 const REPEATS = intFromEnv('BENCH_REPEATS', 2, 1, 5)
 const IDLE_CLIENTS = intFromEnv('BENCH_IDLE_CLIENTS', 10_000, 0, 20_000)
-// Long enough for one heartbeat round of every server (pushline 20 s, Socket.IO 25 s by default).
+// Long enough for one heartbeat round of every server (pushline and Socket.IO: 25 s by default).
 const IDLE_SECONDS = intFromEnv('BENCH_IDLE_SECONDS', 26, 1, 120)
 const PHASE_TIMEOUT_MS = intFromEnv('BENCH_PHASE_TIMEOUT_MS', 60_000, 1_000, 600_000)
 const TOTAL_TIMEOUT_MS = 40 * 60_000
