@@ -8,12 +8,13 @@
 // parent says so or the IPC channel closes.
 
 import { createServer } from 'node:http'
+import { createServer as createTcpServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { getHeapSnapshot } from 'node:v8'
 import { WebSocketServer } from 'ws'
 
-const SERVERS = ['ws', 'ws-batched', 'socketio', 'sse-raw', 'pushline']
+const SERVERS = ['ws', 'ws-batched', 'socketio', 'sse-raw', 'pushline', 'ws-heartbeat', 'sse-heartbeat', 'tcp-floor']
 const kind = process.argv[2]
 if (!SERVERS.includes(kind)) {
   console.error(`usage: node --expose-gc bench/matrix-server.js ${SERVERS.join('|')}`)
@@ -26,6 +27,13 @@ if (typeof process.send !== 'function' || typeof globalThis.gc !== 'function') {
 
 const CHANNEL = 'bench'
 const EVENT = 'tick'
+/**
+ * The heartbeat peers ping as often as pushline does in the same run: BENCH_PUSHLINE_HEARTBEAT_MS,
+ * else pushline's default `heartbeatMs` (src/server/push-server.ts).
+ */
+const HEARTBEAT_MS = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || 25_000
+/** pushline's default `heartbeatGraceMs`: how long past a missed pong the ws peer keeps a client. */
+const HEARTBEAT_GRACE_MS = 10_000
 
 /**
  * @typedef {{ urls: Record<string, string>, publish: (data: unknown) => Promise<void> | void, close: () => Promise<void> }} Target
@@ -45,7 +53,7 @@ async function startPushline() {
   } catch (error) {
     throw new Error(`cannot import 'pushline/server' (run \`npm run build\` first): ${error.message}`)
   }
-  // Defaults (heartbeat 20 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection and subscribe-rate limits, which would refuse a
+  // Defaults (heartbeat 25 s unless BENCH_PUSHLINE_HEARTBEAT_MS, history 1000) except the connection and subscribe-rate limits, which would refuse a
   // benchmark's thousands of loopback clients from one address.
   const heartbeatMs = Number(process.env.BENCH_PUSHLINE_HEARTBEAT_MS) || undefined
   const push = mod.createPushServer({
@@ -167,10 +175,116 @@ async function startSseRaw() {
   }
 }
 
-function listen(http) {
+/**
+ * Plain `ws` with the heartbeat its README recommends: one interval for all clients, `ws.ping()` to
+ * each, a flag set again by its pong, and a client that stopped answering terminated. Only for the
+ * idle phase: the liveness exchange done the minimal way, beside pushline's. One change to the
+ * README's version: a client is dead after no pong for the interval plus pushline's default grace
+ * (10 s) rather than after one missed pong, as pushline does; with a bench interval of 1 s and a busy
+ * client process, one missed pong would terminate live clients.
+ */
+async function startWsHeartbeat() {
+  const http = createServer()
+  const wss = new WebSocketServer({ server: http, path: '/ws' })
+  wss.on('connection', (ws) => {
+    ws.missedPongs = 0
+    ws.on('pong', heartbeat)
+  })
+  function heartbeat() {
+    this.missedPongs = 0
+  }
+  const interval = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (ws.missedPongs * HEARTBEAT_MS > HEARTBEAT_MS + HEARTBEAT_GRACE_MS) {
+        ws.terminate()
+        continue
+      }
+      ws.missedPongs++
+      ws.ping()
+    }
+  }, HEARTBEAT_MS)
+  await listen(http)
+  return {
+    urls: { websocket: `ws://127.0.0.1:${http.address().port}/ws` },
+    publish: () => {
+      throw new Error('ws-heartbeat is an idle-phase peer: it does not publish')
+    },
+    close: () => {
+      clearInterval(interval)
+      return closeWs(wss, http)
+    },
+  }
+}
+
+/** A raw SSE server with a heartbeat: one comment line per interval written to every open response. */
+async function startSseHeartbeat() {
+  const streams = new Set()
+  const http = createServer((req, res) => {
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+    })
+    res.write(': ok\n\n')
+    streams.add(res)
+    res.on('close', () => streams.delete(res))
+  })
+  const interval = setInterval(() => {
+    for (const res of streams) res.write(': ping\n\n')
+  }, HEARTBEAT_MS)
+  await listen(http)
+  return {
+    urls: { sse: `http://127.0.0.1:${http.address().port}/sse` },
+    publish: () => {
+      throw new Error('sse-heartbeat is an idle-phase peer: it does not publish')
+    },
+    close: async () => {
+      clearInterval(interval)
+      for (const res of streams) res.destroy()
+      http.closeAllConnections?.()
+      await new Promise((resolve) => http.close(() => resolve()))
+    },
+  }
+}
+
+/**
+ * The floor under any heartbeat: a plain `net` server that writes one small shared buffer to every
+ * socket per interval and reads the reply each client sends back. No framing, no parsing, no
+ * liveness bookkeeping: one `write` and one `read` per connection per round, what a ping and its
+ * pong cannot go below on this machine.
+ */
+async function startTcpFloor() {
+  const PING = Buffer.from('ping\n')
+  const sockets = new Set()
+  const tcp = createTcpServer((socket) => {
+    // As ws and pushline's streams do: no Nagle delay on small writes.
+    socket.setNoDelay(true)
+    sockets.add(socket)
+    socket.on('data', () => {})
+    socket.on('error', () => {})
+    socket.on('close', () => sockets.delete(socket))
+  })
+  const interval = setInterval(() => {
+    for (const socket of sockets) socket.write(PING)
+  }, HEARTBEAT_MS)
+  await listen(tcp)
+  return {
+    urls: { tcp: `tcp://127.0.0.1:${tcp.address().port}` },
+    publish: () => {
+      throw new Error('tcp-floor is an idle-phase peer: it does not publish')
+    },
+    close: async () => {
+      clearInterval(interval)
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => tcp.close(() => resolve()))
+    },
+  }
+}
+
+function listen(server) {
   return new Promise((resolve, reject) => {
-    http.once('error', reject)
-    http.listen(0, '127.0.0.1', 4096, () => resolve())
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', 4096, () => resolve())
   })
 }
 
@@ -220,7 +334,16 @@ function nowUs() {
   return Number(process.hrtime.bigint() / 1000n)
 }
 
-const starters = { ws: startWs, 'ws-batched': startWsBatched, socketio: startSocketIo, 'sse-raw': startSseRaw, pushline: startPushline }
+const starters = {
+  ws: startWs,
+  'ws-batched': startWsBatched,
+  socketio: startSocketIo,
+  'sse-raw': startSseRaw,
+  pushline: startPushline,
+  'ws-heartbeat': startWsHeartbeat,
+  'sse-heartbeat': startSseHeartbeat,
+  'tcp-floor': startTcpFloor,
+}
 const target = await starters[kind]()
 let cpuStart = null
 

@@ -11,6 +11,7 @@
 import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { Agent, get as httpGet } from 'node:http'
+import { connect as tcpConnect } from 'node:net'
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -24,7 +25,7 @@ const PACED_RATE = intFromEnv('BENCH_RATE', 50, 1, 1000)
 const PACED_SECONDS = intFromEnv('BENCH_PACED_SECONDS', 5, 1, 60)
 const REPEATS = intFromEnv('BENCH_REPEATS', 2, 1, 5)
 const IDLE_CLIENTS = intFromEnv('BENCH_IDLE_CLIENTS', 10_000, 0, 20_000)
-// Long enough for one heartbeat round of every server (pushline 20 s, Socket.IO 25 s by default).
+// Long enough for one heartbeat round of every server (pushline and Socket.IO: 25 s by default).
 const IDLE_SECONDS = intFromEnv('BENCH_IDLE_SECONDS', 26, 1, 120)
 const PHASE_TIMEOUT_MS = intFromEnv('BENCH_PHASE_TIMEOUT_MS', 60_000, 1_000, 600_000)
 const TOTAL_TIMEOUT_MS = 40 * 60_000
@@ -45,6 +46,12 @@ const ALL_TARGETS = [
   { id: 'pushline-websocket', label: 'pushline ws', server: 'pushline', client: 'pushline-websocket' },
   { id: 'pushline-sse', label: 'pushline SSE', server: 'pushline', client: 'pushline-sse' },
   { id: 'pushline-poll', label: 'pushline long-poll', server: 'pushline', client: 'pushline-poll' },
+  // Idle phase only: the liveness exchange done the minimal way, at pushline's interval, and the floor under it.
+  { id: 'ws-heartbeat', label: 'ws + heartbeat', server: 'ws-heartbeat', client: 'ws', idleOnly: true },
+  { id: 'sse-heartbeat', label: 'raw SSE + heartbeat', server: 'sse-heartbeat', client: 'sse', idleOnly: true },
+  { id: 'tcp-floor', label: 'TCP floor', server: 'tcp-floor', client: 'tcp', idleOnly: true },
+  // The same server, its clients silent: the floor of a heartbeat that is only written (SSE's, which has no pong).
+  { id: 'tcp-floor-write', label: 'TCP floor, write only', server: 'tcp-floor', client: 'tcp', silent: true, idleOnly: true },
 ]
 const TARGETS = listFromEnv('BENCH_TARGETS', ALL_TARGETS.map((t) => t.id)).map((id) => {
   const target = ALL_TARGETS.find((t) => t.id === id)
@@ -55,7 +62,19 @@ const TARGETS = listFromEnv('BENCH_TARGETS', ALL_TARGETS.map((t) => t.id)).map((
   return target
 })
 /** The 10k idle phase is long (a heartbeat round each): only the transports that hold a stream open and ping. */
-const IDLE_TARGETS = new Set(listFromEnv('BENCH_IDLE_TARGETS', ['ws', 'socketio-websocket', 'sse-raw', 'pushline-websocket', 'pushline-sse']))
+const IDLE_TARGETS = new Set(
+  listFromEnv('BENCH_IDLE_TARGETS', [
+    'ws',
+    'socketio-websocket',
+    'sse-raw',
+    'pushline-websocket',
+    'pushline-sse',
+    'ws-heartbeat',
+    'sse-heartbeat',
+    'tcp-floor',
+    'tcp-floor-write',
+  ]),
+)
 
 // BENCH_HEAP_SNAPSHOT=<n>: instead of the matrix, what n idle connections of each target hold, per connection, by object.
 const HEAP_SNAPSHOT_CLIENTS = intFromEnv('BENCH_HEAP_SNAPSHOT', 0, 0, 2_000)
@@ -100,6 +119,14 @@ async function runTarget(target) {
   const sink = new Sink()
   let clients = []
   const result = { label: target.label }
+  if (target.idleOnly) {
+    try {
+      if (IDLE_CLIENTS > 0 && IDLE_TARGETS.has(target.id)) result.idle = await measureIdle(target, url, server)
+    } finally {
+      await server.close()
+    }
+    return result
+  }
   try {
     const idle0 = (await server.request({ op: 'memory' })).memory
     const connectStart = performance.now()
@@ -398,6 +425,8 @@ function clientUrl(target, urls) {
       return `${urls.sse}?cursor=bench`
     case 'pushline-poll':
       return urls.poll
+    case 'tcp':
+      return urls.tcp
     default:
       throw new Error(`no client for ${target.client}`)
   }
@@ -438,7 +467,16 @@ function openClient(target, url, sink, index) {
       clearTimeout(timer)
       resolve(client)
     }
-    const opener = { ws: openWs, 'ws-lines': openWs, 'pushline-websocket': openWs, socketio: openSocketIo, sse: openSse, 'pushline-sse': openSse, 'pushline-poll': openPoll }
+    const opener = {
+      ws: openWs,
+      'ws-lines': openWs,
+      'pushline-websocket': openWs,
+      socketio: openSocketIo,
+      sse: openSse,
+      'pushline-sse': openSse,
+      'pushline-poll': openPoll,
+      tcp: openTcp,
+    }
     opener[target.client](target, url, sink, client, ready, fail)
   })
 }
@@ -473,6 +511,8 @@ function openWs(target, url, sink, client, ready, fail) {
   ws.once('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode}`)))
   if (!pushline) {
     ws.once('open', ready)
+    // ws answers a ping with a pong by itself (autoPong); the heartbeat peer pings, plain ws never does.
+    ws.on('ping', () => client.pings++)
     const lines = target.client === 'ws-lines'
     ws.on('message', (raw) => {
       sink.units++
@@ -523,6 +563,8 @@ function openSse(target, url, sink, client, ready, fail) {
         const event = buffered.slice(0, end)
         buffered = buffered.slice(end + 2)
         for (const line of event.split('\n')) {
+          // The heartbeat peer's comment line (a client's EventSource skips it; the connection sees it).
+          if (line === ': ping') client.pings++
           if (!line.startsWith('data:')) continue
           const frame = JSON.parse(line.slice(5))
           if (pushline) onPushlineFrame(frame, sink, client, ready, fail)
@@ -533,6 +575,20 @@ function openSse(target, url, sink, client, ready, fail) {
   })
   req.on('error', fail)
   client.close = () => req.destroy()
+}
+
+const PONG_BYTES = Buffer.from('pong\n')
+
+/** The floor's client: answers each `ping` line of the TCP floor server with a small reply (unless `silent`). */
+function openTcp(target, url, sink, client, ready, fail) {
+  const { hostname, port } = new URL(url)
+  const socket = tcpConnect({ host: hostname, port: Number(port), noDelay: true }, ready)
+  socket.on('error', fail)
+  socket.on('data', () => {
+    client.pings++
+    if (!target.silent) socket.write(PONG_BYTES)
+  })
+  client.close = () => socket.destroy()
 }
 
 /** A long-polling client as docs/protocol.md 3.5 describes it: poll, read the NDJSON answer, poll again with the new position. */
@@ -678,6 +734,12 @@ function markdownTable(report) {
     ['pushline ws / Socket.IO ws: burst 64/turn CPU', 'pushline-websocket', 'socketio-websocket', (r) => r.burst?.cpuPerDelivery, ''],
     ['pushline long-poll / pushline SSE: paced p99', 'pushline-poll', 'pushline-sse', (r) => r.paced?.p99, '≤ 2'],
     ['pushline long-poll / Socket.IO polling: paced p99', 'pushline-poll', 'socketio-polling', (r) => r.paced?.p99, ''],
+    ['pushline ws / ws + heartbeat: µs per connection per heartbeat round', 'pushline-websocket', 'ws-heartbeat', (r) => r.idle?.cpuUsPerPing, ''],
+    ['pushline SSE / raw SSE + heartbeat: µs per connection per heartbeat round', 'pushline-sse', 'sse-heartbeat', (r) => r.idle?.cpuUsPerPing, ''],
+    ['pushline ws / TCP floor: µs per connection per heartbeat round', 'pushline-websocket', 'tcp-floor', (r) => r.idle?.cpuUsPerPing, ''],
+    ['ws + heartbeat / TCP floor: µs per connection per heartbeat round', 'ws-heartbeat', 'tcp-floor', (r) => r.idle?.cpuUsPerPing, ''],
+    ['pushline SSE / TCP floor, write only: µs per connection per heartbeat round', 'pushline-sse', 'tcp-floor-write', (r) => r.idle?.cpuUsPerPing, ''],
+    ['raw SSE + heartbeat / TCP floor, write only: µs per connection per heartbeat round', 'sse-heartbeat', 'tcp-floor-write', (r) => r.idle?.cpuUsPerPing, ''],
   ]
   lines.push('', '| ratio in the same repeat | range | goal |', '|---|---:|---|')
   for (const [name, a, b, read, goal] of ratios) {
@@ -688,7 +750,8 @@ function markdownTable(report) {
   if (poll.length) lines.push('', `Long-polling: at most ${Math.max(...poll)} answers per client for ${PACED_RATE * PACED_SECONDS} messages published ${1000 / PACED_RATE} ms apart.`)
   const incomplete = report.runs.flatMap((run) =>
     Object.entries(run.results)
-      .filter(([, r]) => !r.paced?.complete || !r.burst?.complete || !r.single?.complete)
+      // Idle-only targets (the heartbeat peers) have no delivery phases.
+      .filter(([, r]) => r.paced && (!r.paced.complete || !r.burst?.complete || !r.single?.complete))
       .map(([id]) => id),
   )
   if (incomplete.length) lines.push('', `Incomplete deliveries (not comparable): ${[...new Set(incomplete)].join(', ')}.`)

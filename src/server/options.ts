@@ -136,8 +136,11 @@ export interface PushServerOptions<I extends Identity = Identity> {
    */
   path?: string
   /**
-   * The server sends every connection a `ping` this often (ms).
-   * @default 20_000
+   * The server sends every connection a `ping` this often (ms); a link is dead after this plus
+   * `heartbeatGraceMs` (35 s by default). 25 s as Socket.IO and Centrifugo: well inside the 60 s idle
+   * timeouts of nginx and common load balancers, and every round costs a socket write per connection
+   * (and a read of the WebSocket pong), so a shorter interval costs idle CPU in proportion.
+   * @default 25_000
    */
   heartbeatMs?: number
   /**

@@ -63,7 +63,7 @@ class PushServerImpl implements PushServer {
   #closing: Promise<void> | undefined
 
   constructor(options: PushServerOptions) {
-    const heartbeatMs = positive('heartbeatMs', Math.min(options.heartbeatMs ?? 20_000, MAX_TIMER_MS))
+    const heartbeatMs = positive('heartbeatMs', Math.min(options.heartbeatMs ?? 25_000, MAX_TIMER_MS))
     const heartbeatGraceMs = options.heartbeatGraceMs ?? 10_000
     const maxFrameBytes = positive('maxFrameBytes', options.maxFrameBytes ?? 65_536)
     const maxSubscriptions = positive('maxSubscriptions', options.maxSubscriptions ?? 256)

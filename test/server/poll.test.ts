@@ -59,7 +59,7 @@ describe('long-polling', () => {
       type: 'hello',
       v: 1,
       session: expect.stringMatching(/^[\w-]{8,}$/),
-      heartbeatMs: 20_000,
+      heartbeatMs: 25_000,
       maxFrameBytes: 65_536,
       transports: ['websocket', 'sse', 'long-polling', 'short-polling', 'iframe'],
       pollHoldMs: 5000,

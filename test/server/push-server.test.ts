@@ -58,6 +58,12 @@ describe('createPushServer', () => {
     await hello.body?.cancel()
   })
 
+  it('announces a 25 s heartbeat and long-poll hold by default, as createPushMock does', async () => {
+    const server = await startPushFixture()
+    const client = await FrameClient.open(server.wsUrl)
+    expect(await client.next()).toMatchObject({ type: 'hello', heartbeatMs: 25_000, pollHoldMs: 25_000 })
+  })
+
   it('lists the offered transports in hello in the given order', async () => {
     const server = await startPushFixture({ transports: ['sse', 'websocket'] })
     const client = await FrameClient.open(server.wsUrl)

@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import { EventSource } from 'eventsource'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -130,6 +131,33 @@ describe('SSE transport', () => {
     const ping = await stream.next(1000, true)
     expect(ping).toEqual({ frame: { type: 'ping' } })
     stream.close()
+  })
+
+  it.each(['1.1', '1.0'])('writes every ping as a whole event on HTTP/%s (its own chunk when chunked)', async (version) => {
+    const server = await startPushFixture({ heartbeatMs: 50 })
+    const url = new URL(`${server.directUrl}/sse?cursor=a`)
+    const socket = connect(Number(url.port), url.hostname)
+    let raw = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => (raw += chunk))
+    socket.write(`GET ${url.pathname}${url.search} HTTP/${version}\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
+    const ping = 'data: {"type":"ping"}\n\n'
+    await waitFor(() => raw.split(ping).length > 3, 'three pings')
+    socket.destroy()
+    const headEnd = raw.indexOf('\r\n\r\n')
+    const head = raw.slice(0, headEnd).toLowerCase()
+    const body = raw.slice(headEnd + 4)
+    if (version === '1.0') {
+      // Not chunked: the events follow one another as they are.
+      expect(head).not.toContain('transfer-encoding')
+      expect(body).not.toContain('\r\n')
+      expect(body).toContain(`\n\n${ping}${ping}`)
+      return
+    }
+    expect(head).toContain('transfer-encoding: chunked')
+    const pingChunk = `${ping.length.toString(16)}\r\n${ping}\r\n`
+    expect(body).toContain(`\r\n${pingChunk}${pingChunk}`)
+    expect(dechunk(body).split(ping).length).toBeGreaterThan(3)
   })
 
   it('lets Last-Event-ID override the query for the channels the query names', async () => {
@@ -281,3 +309,20 @@ describe('SSE transport', () => {
     expect(hello.status).toBe(426)
   })
 })
+
+/** The data of an HTTP/1.1 chunked body, up to its last whole chunk; throws where the framing is broken. */
+function dechunk(body: string): string {
+  let data = ''
+  let at = 0
+  for (;;) {
+    const sizeEnd = body.indexOf('\r\n', at)
+    if (sizeEnd === -1) return data
+    const size = Number.parseInt(body.slice(at, sizeEnd), 16)
+    if (!Number.isInteger(size)) throw new Error(`bad chunk size at ${at}: ${JSON.stringify(body.slice(at, at + 20))}`)
+    const end = sizeEnd + 2 + size
+    if (body.length < end + 2) return data
+    if (body.slice(end, end + 2) !== '\r\n') throw new Error(`chunk at ${at} does not end with CRLF`)
+    data += body.slice(sizeEnd + 2, end)
+    at = end + 2
+  }
+}

@@ -45,6 +45,13 @@ const SOLE_CHANNEL_EVENT = new FrameEncoding((frame) =>
 /** A whole event without `id:` (ping, error, presence): the same bytes for every stream. */
 const PLAIN_EVENT = new FrameEncoding((frame) => Buffer.from(`${frame.encoded(DATA_LINE)}\n`))
 
+const CRLF = Buffer.from('\r\n')
+/** {@link PLAIN_EVENT} as one HTTP/1.1 chunk (RFC 9112 7.1: size in hex, CRLF, data, CRLF). */
+const PLAIN_EVENT_CHUNK = new FrameEncoding((frame) => {
+  const event = frame.encoded(PLAIN_EVENT)
+  return Buffer.concat([Buffer.from(`${event.length.toString(16)}\r\n`), event, CRLF])
+})
+
 /**
  * A client on an SSE response: each frame is one event with one `data:`
  * line; frames that move a position carry the whole stream cursor as `id:`,
@@ -85,7 +92,7 @@ export class SseConnection extends ResponseStreamConnection {
         }
         cursor.advance(only.position)
       } else if (type !== 'hello' && type !== 'close') {
-        this.writeChunk(only.encoded(PLAIN_EVENT))
+        if (!this.#writeFramedChunk(only.encoded(PLAIN_EVENT_CHUNK))) this.writeChunk(only.encoded(PLAIN_EVENT))
         return
       }
     }
@@ -109,6 +116,24 @@ export class SseConnection extends ResponseStreamConnection {
       out += `${frame.encoded(DATA_LINE)}\n`
     }
     this.writeChunk(out)
+  }
+
+  /**
+   * Writes an event already framed as an HTTP/1.1 chunk straight to the socket, when the response
+   * has nothing buffered that it must go after. This is the heartbeat's path: a round writes a ping
+   * to every stream, and `res.write` would make that four socket writes (size, CRLF, event, CRLF),
+   * corked and uncorked on the next tick into one writev; this is one write of shared bytes.
+   * False when the response must write it itself: headers not yet out, not chunked (HTTP/1.0, or
+   * not node:http), output waiting, or a chunk large enough to fill the socket's buffer (the
+   * response's drain tracking would not see it).
+   */
+  #writeFramedChunk(chunk: Buffer): boolean {
+    const res = this.res
+    const socket = res.socket
+    if (socket === null || !this.writable || !res.headersSent || res.chunkedEncoding !== true) return false
+    if (res.writableCorked !== 0 || res.writableLength !== 0 || chunk.length >= socket.writableHighWaterMark) return false
+    socket.write(chunk)
+    return true
   }
 }
 
