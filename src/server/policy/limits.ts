@@ -206,10 +206,19 @@ export class ConnectionLimits {
       release: () => {
         if (released) return
         released = true
-        this.#open -= 1
-        this.#perIp.release(ip)
+        this.release(ip)
       },
     }
+  }
+
+  /**
+   * Frees a place that {@link admit} gave `ip`, for an owner that keeps the address instead of
+   * the release function (a WebSocket connection: the function and its context cost more than
+   * the address it already has). Call it exactly once per place, and not beside `release`.
+   */
+  release(ip: string): void {
+    this.#open -= 1
+    this.#perIp.release(ip)
   }
 }
 
