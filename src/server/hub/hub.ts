@@ -97,72 +97,74 @@ interface LocalChannel {
   released: boolean
 }
 
-/** The table of a connection without subscriptions: shared, so an unsubscribed connection holds no array. */
-const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([])
-
 /** Past this many subscriptions a connection's table becomes a Map. */
 const LIST_TABLE_MAX = 8
 
 /**
- * A connection's subscriptions by channel. Most connections hold one or a few, and for those an
- * array of exactly their size costs a fraction of a Map (whose empty hash table alone is about
- * 200 bytes, held by every idle connection); past {@link LIST_TABLE_MAX} it becomes a Map, so a
- * client with many channels still finds one in constant time. The array is replaced, never
- * changed, so iterating {@link values} while subscriptions are removed is safe (as a Map's is).
+ * A connection's subscriptions by channel, as a value the hub replaces: none (undefined), the one
+ * subscription itself, an array of exactly their number, or past {@link LIST_TABLE_MAX} a Map, so
+ * that a client with many channels still finds one in constant time. Most connections hold one
+ * or a few, and every idle one holds its table: one subscription held as itself costs nothing
+ * beyond it, where an object around an array costs ~90 bytes and a Map's empty hash table ~200.
+ * An array is replaced, never changed, so iterating {@link subscriptionsIn} while subscriptions
+ * are removed is safe (as a Map's iteration is).
  */
-class SubscriptionTable {
-  #entries: readonly Subscription[] | Map<string, Subscription> = NO_SUBSCRIPTIONS
+type SubscriptionTable = Subscription | readonly Subscription[] | Map<string, Subscription> | undefined
 
-  get size(): number {
-    const entries = this.#entries
-    return entries instanceof Map ? entries.size : entries.length
-  }
+function isSubscriptionList(table: SubscriptionTable): table is readonly Subscription[] {
+  return Array.isArray(table)
+}
 
-  get(channel: string): Subscription | undefined {
-    const entries = this.#entries
-    if (entries instanceof Map) return entries.get(channel)
-    for (const subscription of entries) if (subscription.channel === channel) return subscription
-    return undefined
-  }
+function subscriptionCount(table: SubscriptionTable): number {
+  if (table === undefined) return 0
+  if (table instanceof Map) return table.size
+  return isSubscriptionList(table) ? table.length : 1
+}
 
-  /** Adds `subscription`, replacing the one of its channel if there is one. */
-  set(subscription: Subscription): void {
-    const entries = this.#entries
-    if (entries instanceof Map) {
-      entries.set(subscription.channel, subscription)
-      return
-    }
-    const index = entries.findIndex((other) => other.channel === subscription.channel)
-    if (index >= 0) {
-      const replaced = entries.slice()
-      replaced[index] = subscription
-      this.#entries = replaced
-    } else if (entries.length < LIST_TABLE_MAX) {
-      // concat and slice make arrays of exactly the length needed (push and filter reserve room for 17).
-      this.#entries = entries.concat([subscription])
-    } else {
-      const map = new Map<string, Subscription>()
-      for (const other of entries) map.set(other.channel, other)
-      map.set(subscription.channel, subscription)
-      this.#entries = map
-    }
-  }
+function subscriptionOf(table: SubscriptionTable, channel: string): Subscription | undefined {
+  if (table === undefined) return undefined
+  if (table instanceof Map) return table.get(channel)
+  if (!isSubscriptionList(table)) return table.channel === channel ? table : undefined
+  for (const subscription of table) if (subscription.channel === channel) return subscription
+  return undefined
+}
 
-  delete(channel: string): void {
-    const entries = this.#entries
-    if (entries instanceof Map) {
-      entries.delete(channel)
-      return
-    }
-    const index = entries.findIndex((subscription) => subscription.channel === channel)
-    if (index < 0) return
-    this.#entries = entries.length === 1 ? NO_SUBSCRIPTIONS : entries.slice(0, index).concat(entries.slice(index + 1))
+/** The table with `subscription` added, replacing the one of its channel if there is one. */
+function withSubscription(table: SubscriptionTable, subscription: Subscription): SubscriptionTable {
+  if (table === undefined) return subscription
+  if (table instanceof Map) return table.set(subscription.channel, subscription)
+  const list = isSubscriptionList(table) ? table : [table]
+  const index = list.findIndex((other) => other.channel === subscription.channel)
+  if (index >= 0) {
+    if (list.length === 1) return subscription
+    const replaced = list.slice()
+    replaced[index] = subscription
+    return replaced
   }
+  // concat makes an array of exactly the length needed (push reserves room for 17).
+  if (list.length < LIST_TABLE_MAX) return list.concat([subscription])
+  const map = new Map<string, Subscription>()
+  for (const other of list) map.set(other.channel, other)
+  return map.set(subscription.channel, subscription)
+}
 
-  values(): Iterable<Subscription> {
-    const entries = this.#entries
-    return entries instanceof Map ? entries.values() : entries
+/** The table without the subscription of `channel`. */
+function withoutSubscription(table: SubscriptionTable, channel: string): SubscriptionTable {
+  if (table === undefined) return undefined
+  if (table instanceof Map) {
+    table.delete(channel)
+    return table
   }
+  if (!isSubscriptionList(table)) return table.channel === channel ? undefined : table
+  const rest = table.filter((subscription) => subscription.channel !== channel)
+  return rest.length <= 1 ? rest[0] : rest
+}
+
+/** The table's subscriptions, safe to iterate while they are removed. */
+function subscriptionsIn(table: SubscriptionTable): Iterable<Subscription> {
+  if (table === undefined) return []
+  if (table instanceof Map) return table.values()
+  return isSubscriptionList(table) ? table : [table]
 }
 
 /**
@@ -254,7 +256,7 @@ export class Hub {
 
   stats(): { connections: number; channels: number; subscriptions: number } {
     let subscriptions = 0
-    for (const table of this.#connections.values()) subscriptions += table.size
+    for (const table of this.#connections.values()) subscriptions += subscriptionCount(table)
     // A lingering channel has no subscriber: it is the broker's, not a client's, and not counted.
     let channels = 0
     for (const local of this.#channels.values()) if (local.subscribers.size > 0) channels += 1
@@ -268,14 +270,14 @@ export class Hub {
 
   add(connection: Connection): void {
     if (this.#connections.has(connection)) return
-    this.#connections.set(connection, new SubscriptionTable())
+    this.#connections.set(connection, undefined)
     this.#users.add(connection)
   }
 
   /** Forgets a connection and everything kept for it. Idempotent. */
   remove(connection: Connection): void {
+    if (!this.#connections.has(connection)) return
     const table = this.#connections.get(connection)
-    if (!table) return
     this.#connections.delete(connection)
     this.#replays.delete(connection)
     this.#users.remove(connection)
@@ -283,10 +285,10 @@ export class Hub {
       // A poll is a connection only while held: keep the presence deltas until its next poll.
       // Opened before the members' grace periods start, so it expires first (then the next poll syncs).
       // Not for a channel whose sync had not gone out yet (a shared presence answers later): its next poll syncs.
-      const presenceChannels = [...table.values()].filter((s) => s.presenceSent).map((s) => s.channel)
+      const presenceChannels = [...subscriptionsIn(table)].filter((s) => s.presenceSent).map((s) => s.channel)
       if (presenceChannels.length > 0) this.#mailboxes.open(connection.session, presenceChannels)
     }
-    for (const subscription of table.values()) this.#detach(subscription)
+    for (const subscription of subscriptionsIn(table)) this.#detach(subscription)
     connection.markClosed()
   }
 
@@ -320,8 +322,7 @@ export class Hub {
   async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
     const { access } = this.#options
     if (access?.restricts) requests = await this.#admit(connection, requests, access)
-    const table = this.#connections.get(connection)
-    if (!table) return
+    if (!this.#connections.has(connection)) return
     let queue = this.#replays.get(connection)
     if (!queue) {
       queue = { connection, waiting: [], pumping: false, pass: Promise.resolve() }
@@ -329,11 +330,11 @@ export class Hub {
     }
     for (const request of requests) {
       if (!connection.isOpen) return
-      const previous = table.get(request.channel)
+      const previous = this.#subscriptionOf(connection, request.channel)
       if (previous) {
         // Subscribing again replaces the subscription (a recovery still running for it is dropped).
         this.#detach(previous)
-      } else if (table.size >= this.#options.maxSubscriptions) {
+      } else if (subscriptionCount(this.#connections.get(connection)) >= this.#options.maxSubscriptions) {
         const message = `more than ${this.#options.maxSubscriptions} subscriptions`
         connection.send(new OutFrame(errorFrame('TOO_MANY_SUBSCRIPTIONS', message, request)))
         continue
@@ -363,7 +364,7 @@ export class Hub {
         member: undefined,
       }
       local.subscribers.add(subscription)
-      table.set(subscription)
+      this.#connections.set(connection, withSubscription(this.#connections.get(connection), subscription))
       queue.waiting.push(subscription)
     }
     await this.#runReplays(queue)
@@ -385,7 +386,7 @@ export class Hub {
         admitted.push(request)
         return
       }
-      const previous = this.#connections.get(connection)?.get(request.channel)
+      const previous = this.#subscriptionOf(connection, request.channel)
       if (previous) this.#detach(previous)
       connection.send(new OutFrame(errorFrame(refusal.code, refusal.message, request)))
     })
@@ -394,8 +395,12 @@ export class Hub {
 
   /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
   unsubscribe(connection: Connection, channel: string): void {
-    const subscription = this.#connections.get(connection)?.get(channel)
+    const subscription = this.#subscriptionOf(connection, channel)
     if (subscription) this.#detach(subscription)
+  }
+
+  #subscriptionOf(connection: Connection, channel: string): Subscription | undefined {
+    return subscriptionOf(this.#connections.get(connection), channel)
   }
 
   /** Sends every connection a `close` frame, waits briefly for them to go, then drops the rest. */
@@ -701,7 +706,7 @@ export class Hub {
       this.#presence?.leave(channel, member)
     }
     const table = this.#connections.get(connection)
-    if (table?.get(channel) === subscription) table.delete(channel)
+    if (subscriptionOf(table, channel) === subscription) this.#connections.set(connection, withoutSubscription(table, channel))
     local.subscribers.delete(subscription)
     if (local.subscribers.size === 0) this.#linger(local)
   }
