@@ -51,24 +51,12 @@ export interface SubscribeRequest {
 export interface Subscription {
   readonly connection: Connection
   readonly channel: string
-  readonly rid: string | undefined
-  readonly since: Position | undefined
-  /** How many of the newest messages the first page starts before (0: none), clamped to maxRewind. */
-  readonly rewind: number
-  readonly continues: boolean
   readonly local: LocalChannel
   /**
-   * Live messages that arrived while recovering; undefined once live. At most
-   * REPLAY_BACKLOG_MESSAGES: past that it is emptied and `backlogDropped` set.
+   * What the subscription needs until it is live; undefined once live. Apart, so that a live
+   * subscription (what every idle connection holds) does not carry nine fields it no longer uses.
    */
-  backlog: StoredMessage[] | undefined
-  /** Backlog messages were dropped: the replay fetches history once more before going live. */
-  backlogDropped: boolean
-  /** The history page being replayed (undefined before the first), and the next message's index in it. */
-  page: StoredMessage[] | undefined
-  pageIndex: number
-  /** History has more after the page. */
-  more: boolean
+  replay: SubscriptionReplay | undefined
   /** Position of the last frame sent for this channel (valid once live). */
   epoch: string
   offset: number
@@ -76,7 +64,28 @@ export interface Subscription {
   /** The presence member this subscription counts for, once live on a presence channel. */
   member: string | undefined
   /** Its connection got the member set (a `sync`, or the deltas its poll missed). */
-  presenceSent?: boolean
+  presenceSent: boolean
+}
+
+/** A subscription's request and the state of its replay, from subscribe until it goes live. */
+interface SubscriptionReplay {
+  readonly rid: string | undefined
+  readonly since: Position | undefined
+  /** How many of the newest messages the first page starts before (0: none), clamped to maxRewind. */
+  readonly rewind: number
+  readonly continues: boolean
+  /**
+   * Live messages that arrived while recovering. At most REPLAY_BACKLOG_MESSAGES: past that it
+   * is emptied and `backlogDropped` set.
+   */
+  readonly backlog: StoredMessage[]
+  /** Backlog messages were dropped: the replay fetches history once more before going live. */
+  backlogDropped: boolean
+  /** The history page being replayed (undefined before the first), and the next message's index in it. */
+  page: StoredMessage[] | undefined
+  pageIndex: number
+  /** History has more after the page. */
+  more: boolean
 }
 
 /**
@@ -344,24 +353,27 @@ export class Hub {
         connection,
         // The channel's one copy of the name, not the request's: a string less per subscription.
         channel: local.name,
-        rid: request.rid,
-        since: request.since,
-        rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
-        continues: request.continues === true && request.since !== undefined,
         local,
-        // Listening before recovering, and buffering meanwhile, is what makes
-        // resume race-free with an async broker: a message published during
-        // recovery is either in the recovery or in the backlog (or both;
-        // offsets drop the duplicate).
-        backlog: [],
-        backlogDropped: false,
-        page: undefined,
-        pageIndex: 0,
-        more: false,
+        replay: {
+          rid: request.rid,
+          since: request.since,
+          rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
+          continues: request.continues === true && request.since !== undefined,
+          // Listening before recovering, and buffering meanwhile, is what makes
+          // resume race-free with an async broker: a message published during
+          // recovery is either in the recovery or in the backlog (or both;
+          // offsets drop the duplicate).
+          backlog: [],
+          backlogDropped: false,
+          page: undefined,
+          pageIndex: 0,
+          more: false,
+        },
         epoch: '',
         offset: 0,
         active: true,
         member: undefined,
+        presenceSent: false,
       }
       local.subscribers.add(subscription)
       this.#connections.set(connection, withSubscription(this.#connections.get(connection), subscription))
@@ -450,7 +462,8 @@ export class Hub {
       for (;;) {
         const subscription = waiting[0]
         if (!subscription || !connection.isOpen || this.#replays.get(connection) !== queue) return
-        if (!subscription.active) {
+        const { replay } = subscription
+        if (!subscription.active || !replay) {
           waiting.shift()
           continue
         }
@@ -458,16 +471,16 @@ export class Hub {
           connection.onDrain = this.#resumeReplays
           return
         }
-        const { page } = subscription
-        const message = page?.[subscription.pageIndex]
+        const { page } = replay
+        const message = page?.[replay.pageIndex]
         if (message) {
-          subscription.pageIndex += 1
+          replay.pageIndex += 1
           this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
-        } else if (!page || subscription.more || subscription.backlogDropped) {
-          await this.#fetchPage(subscription)
+        } else if (!page || replay.more || replay.backlogDropped) {
+          await this.#fetchPage(subscription, replay)
         } else {
           waiting.shift()
-          this.#goLive(subscription)
+          this.#goLive(subscription, replay)
         }
       }
     } finally {
@@ -492,10 +505,11 @@ export class Hub {
    * where the client is); a later one that finds history moved on (the client
    * read slowly) says so with a `gap`.
    */
-  async #fetchPage(subscription: Subscription): Promise<void> {
-    const { connection, channel, since, rewind } = subscription
-    const first = subscription.page === undefined
-    subscription.backlogDropped = false
+  async #fetchPage(subscription: Subscription, replay: SubscriptionReplay): Promise<void> {
+    const { connection, channel } = subscription
+    const { since, rewind } = replay
+    const first = replay.page === undefined
+    replay.backlogDropped = false
     let from = first ? since : { epoch: subscription.epoch, offset: subscription.offset }
     let recovery: Recovery
     try {
@@ -519,7 +533,7 @@ export class Hub {
       }
       this.#options.logger.error(`pushline: recovering ${channel} failed`, error)
       if (first) {
-        const { rid } = subscription
+        const { rid } = replay
         connection.send(new OutFrame(errorFrame('INTERNAL', 'subscribe failed', { rid, channel })))
         this.#detach(subscription)
       } else {
@@ -533,7 +547,7 @@ export class Hub {
     if (
       first &&
       recovery.gap === 'epoch-changed' &&
-      subscription.continues &&
+      replay.continues &&
       this.#epochFlaps.observe(connection.session, Date.now())
     ) {
       // Replaying this node's history to a client that will be on another node next time is the loop to break.
@@ -544,14 +558,14 @@ export class Hub {
     }
     // History shorter than the rewind asked for is no loss to a subscription that had no position.
     if (first && rewind && recovery.gap === 'history-exhausted') recovery = { ...recovery, gap: undefined }
-    subscription.page = recovery.messages
-    subscription.pageIndex = 0
+    replay.page = recovery.messages
+    replay.pageIndex = 0
     // A broker that sets `more` with an empty page would replay forever.
-    subscription.more = recovery.more === true && recovery.messages.length > 0
+    replay.more = recovery.more === true && recovery.messages.length > 0
     if (first) {
       const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
-      if (moved || !subscription.continues) {
-        connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, subscription.rid, recovery.gap))
+      if (moved || !replay.continues) {
+        connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, replay.rid, recovery.gap))
       }
     } else if (recovery.gap !== undefined) {
       connection.send(gapFrame(channel, recovery.gap, recovery.epoch, recovery.offset))
@@ -563,22 +577,20 @@ export class Hub {
   }
 
   /** The replay is done: sends the live messages that arrived meanwhile and switches to live delivery. */
-  #goLive(subscription: Subscription): void {
-    const backlog = subscription.backlog ?? []
-    subscription.backlog = undefined
-    subscription.page = undefined
-    for (const message of backlog) this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
-    if (this.#presence?.tracks(subscription.channel)) this.#joinPresence(subscription, this.#presence)
+  #goLive(subscription: Subscription, replay: SubscriptionReplay): void {
+    subscription.replay = undefined
+    for (const message of replay.backlog) this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
+    if (this.#presence?.tracks(subscription.channel)) this.#joinPresence(subscription, this.#presence, replay.continues)
   }
 
   /**
    * Counts a live subscription as a member of its presence channel, and tells it who is there:
    * the whole set (`sync`), or for a poll that continues, only the deltas since its last poll.
    */
-  #joinPresence(subscription: Subscription, presence: PresenceTracker): void {
+  #joinPresence(subscription: Subscription, presence: PresenceTracker, continues: boolean): void {
     const { connection, channel } = subscription
     const member = connection.identity?.userId ?? connection.session
-    const missed = subscription.continues ? this.#mailboxes.take(connection.session, channel) : undefined
+    const missed = continues ? this.#mailboxes.take(connection.session, channel) : undefined
     // Announced to the others before this one counts, so it never hears of its own join.
     presence.join(channel, member)
     subscription.member = member
@@ -648,12 +660,13 @@ export class Hub {
     // Built on first use, then shared: serialized once per encoding, not per subscriber.
     let frame: OutFrame | null | undefined
     for (const subscription of local.subscribers) {
-      const { backlog } = subscription
-      if (backlog) {
+      const { replay } = subscription
+      if (replay) {
+        const { backlog } = replay
         if (backlog.length >= REPLAY_BACKLOG_MESSAGES) {
           // Bounded: these are in history, where the replay fetches them instead.
           backlog.length = 0
-          subscription.backlogDropped = true
+          replay.backlogDropped = true
         }
         backlog.push(message)
         continue
@@ -698,8 +711,7 @@ export class Hub {
 
   #detach(subscription: Subscription): void {
     subscription.active = false
-    subscription.backlog = undefined
-    subscription.page = undefined
+    subscription.replay = undefined
     const { connection, channel, local, member } = subscription
     if (member !== undefined) {
       subscription.member = undefined
