@@ -59,6 +59,10 @@ describe('ConnectionLimits', () => {
     if (a1.ok) a1.release() // twice is once
     expect(limits.open).toBe(2)
     expect(limits.admit('c').ok).toBe(true)
+    // An owner that keeps the address frees the place by it.
+    limits.free('b')
+    expect(limits.open).toBe(2)
+    expect(limits.admit('a').ok).toBe(true)
     const rate = new ConnectionLimits({ maxConnections: 100, maxConnectionsPerIp: 100, maxConnectsPerSecond: 2 })
     expect([rate.admit('x').ok, rate.admit('y').ok]).toEqual([true, true])
     const third = rate.admit('z')

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocket, WebSocketServer } from 'ws'
-import type { RawData } from 'ws'
+import type { RawData, Server } from 'ws'
 import { Connection } from '../hub/connection.js'
 import type { FlushScheduler } from '../hub/connection.js'
 import type { Hub } from '../hub/hub.js'
@@ -51,9 +51,36 @@ export function wsTextFrame(payload: Buffer): Buffer {
   return frame
 }
 
+/**
+ * ws's WebSocket, carrying the pushline connection it belongs to. ws calls a listener with the
+ * WebSocket as `this`, so the endpoint's listeners are shared functions that find the connection
+ * here: a listener made per connection would cost two closures and their context (~170 bytes)
+ * for every idle connection.
+ */
+class ConnectionSocket extends WebSocket {
+  connection: WebSocketConnection | undefined = undefined
+}
+
+/** The connection `ws` carries; undefined before it has one. */
+function connectionOf(ws: WebSocket): WebSocketConnection | undefined {
+  return ws instanceof ConnectionSocket ? ws.connection : undefined
+}
+
+/** Who a WebSocket connection is, as its upgrade request said, for the requests it sends. */
+export interface WebSocketClient {
+  /** The upgrade's headers for an onPublish hook (a shared empty object when no hook reads them). */
+  readonly headers: IncomingHttpHeaders
+  /** The publisher's per-client scope (of the token, else of the address). */
+  readonly client: string
+  /** The address whose place in the connection limits the connection holds. */
+  readonly address: string
+}
+
 /** A client on a WebSocket: frames of one flush go out as one text message, joined by LF. */
 export class WebSocketConnection extends Connection {
-  readonly transport = 'websocket'
+  readonly headers: IncomingHttpHeaders
+  readonly client: string
+  readonly address: string
   /** Last time anything arrived: the client answers every `ping`, so silence means a dead link. */
   lastReceivedAt = Date.now()
   /**
@@ -82,10 +109,18 @@ export class WebSocketConnection extends Connection {
   /** The upgraded socket ws reads from and writes to; fan-out writes finished frames to it directly. */
   readonly #socket: Duplex
 
-  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler) {
+  constructor(ws: WebSocket, socket: Duplex, scheduler: FlushScheduler, client: WebSocketClient) {
     super(scheduler)
     this.#ws = ws
     this.#socket = socket
+    this.headers = client.headers
+    this.client = client.client
+    this.address = client.address
+  }
+
+  // On the prototype, not a field of every connection.
+  get transport(): 'websocket' {
+    return 'websocket'
   }
 
   protected write(frames: readonly OutFrame[]): void {
@@ -192,13 +227,28 @@ const NO_HEADERS: IncomingHttpHeaders = Object.freeze({})
 export class WebSocketEndpoint implements Endpoint {
   readonly #options: WebSocketEndpointOptions
   readonly #rates: ClientTokenRates
-  readonly #wss: WebSocketServer
+  readonly #wss: Server<typeof ConnectionSocket>
   #closed = false
+  /** The `message` and `close` listeners of every connection (see {@link ConnectionSocket}). */
+  readonly #onMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void
+  readonly #onClose: (this: WebSocket) => void
 
   constructor(options: WebSocketEndpointOptions) {
     this.#options = options
     this.#rates = clientTokenRates(options.rates)
-    this.#wss = new WebSocketServer({
+    const endpoint = this
+    this.#onMessage = function (data, isBinary) {
+      const connection = connectionOf(this)
+      if (connection) endpoint.#receive(connection, data, isBinary)
+    }
+    this.#onClose = function () {
+      const connection = connectionOf(this)
+      if (!connection) return
+      endpoint.#options.hub.remove(connection)
+      endpoint.#options.limits.free(connection.address)
+    }
+    this.#wss = new WebSocketServer<typeof ConnectionSocket>({
+      WebSocket: ConnectionSocket,
       noServer: true,
       clientTracking: false,
       perMessageDeflate: false,
@@ -218,17 +268,19 @@ export class WebSocketEndpoint implements Endpoint {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    const admission = this.#options.limits.admit(this.#options.clientIp(req))
+    const address = this.#options.clientIp(req)
+    const admission = this.#options.limits.admit(address)
     if (!admission.ok) {
       this.#refuse(req, socket, head, admission.message, admission.retryMs)
       return
     }
-    // Whatever happens to the socket from here (refused, failed, closed), its place is freed.
-    // `on`, not `once`: release is idempotent, and once would wrap it in two more objects per connection.
-    socket.on('close', admission.release)
+    // Whatever happens to the socket until it is a connection (refused, failed, closed), its place
+    // is freed; a connection frees it itself when it closes. `on`, not `once`: release is idempotent.
+    const { release } = admission
+    socket.on('close', release)
     const verdict = this.#options.authenticate('websocket', req.headers)
     if (!(verdict instanceof Promise)) {
-      this.#complete(req, socket, head, verdict)
+      this.#complete(req, socket, head, verdict, address, release)
       return
     }
     // Node removed its own error listener on upgrade; an error while the
@@ -238,7 +290,7 @@ export class WebSocketEndpoint implements Endpoint {
     void verdict.then((result) => {
       socket.off('error', onError)
       if (this.#closed) socket.destroy()
-      else this.#complete(req, socket, head, result)
+      else this.#complete(req, socket, head, result, address, release)
     })
   }
 
@@ -259,7 +311,14 @@ export class WebSocketEndpoint implements Endpoint {
     })
   }
 
-  #complete(req: IncomingMessage, socket: Duplex, head: Buffer, verdict: AuthVerdict): void {
+  #complete(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    verdict: AuthVerdict,
+    address: string,
+    release: () => void,
+  ): void {
     // The callback must not close over `req`: listeners made in it live as long as the connection, and
     // would keep the whole request (raw headers, parser state) alive with it.
     const { headers } = req
@@ -272,27 +331,40 @@ export class WebSocketEndpoint implements Endpoint {
         else ws.close(4401, verdict.code.toLowerCase())
         return
       }
-      this.#accept(ws, socket, headers, verdict)
+      this.#accept(ws, socket, headers, verdict, address, release)
     })
   }
 
-  #accept(ws: WebSocket, socket: Duplex, headers: IncomingHttpHeaders, verdict: AuthVerdict & { ok: true }): void {
-    const { hub, hello } = this.#options
+  #accept(
+    ws: ConnectionSocket,
+    socket: Duplex,
+    headers: IncomingHttpHeaders,
+    verdict: AuthVerdict & { ok: true },
+    address: string,
+    release: () => void,
+  ): void {
+    const { hub, hello, publisher } = this.#options
     if (!hub.isOpen) {
       // The handshake finished while the server began closing.
       ws.send(closeFrame('SERVER_SHUTDOWN', 'server shutting down').json)
       ws.close(1001, 'server shutdown')
       return
     }
-    const connection = new WebSocketConnection(ws, socket, hub.scheduler)
+    const connection = new WebSocketConnection(ws, socket, hub.scheduler, {
+      // Only the headers are kept, and only when an onPublish hook will read them.
+      headers: publisher.readsHeaders ? headers : NO_HEADERS,
+      client: publisher.clientScope(verdict.token),
+      address,
+    })
     connection.identity = verdict.identity
     hub.add(connection)
     connection.send(hello(connection.session))
-    // Only the headers are kept, and only when an onPublish hook will read them.
-    const kept = this.#options.publisher.readsHeaders ? headers : NO_HEADERS
-    const client = this.#options.publisher.clientScope(verdict.token)
-    ws.on('message', (data, isBinary) => this.#receive(connection, data, isBinary, kept, client))
-    ws.on('close', () => hub.remove(connection))
+    // From here the connection's `close` frees its place (ws emits it once, after the socket
+    // closed), so the socket holds neither the release function nor a second `close` listener.
+    socket.off('close', release)
+    ws.connection = connection
+    ws.on('message', this.#onMessage)
+    ws.on('close', this.#onClose)
   }
 
   /**
@@ -317,13 +389,7 @@ export class WebSocketEndpoint implements Endpoint {
     connection.inbound = queued
   }
 
-  #receive(
-    connection: WebSocketConnection,
-    data: RawData,
-    isBinary: boolean,
-    headers: IncomingHttpHeaders,
-    client: string,
-  ): void {
+  #receive(connection: WebSocketConnection, data: RawData, isBinary: boolean): void {
     if (!connection.isOpen) return // shutting down: the close frame is out
     const now = Date.now()
     connection.lastReceivedAt = now
@@ -370,7 +436,8 @@ export class WebSocketEndpoint implements Endpoint {
           return
         }
         connection.publishesFullAt = publishesFullAt
-        const origin = { transport: 'websocket' as const, session: connection.session, headers, identity: connection.identity, client }
+        const { session, headers, identity, client } = connection
+        const origin = { transport: 'websocket' as const, session, headers, identity, client }
         this.#serially(connection, async () => {
           const answer = await this.#options.publisher.publish({ rid, channel, event, data: payload, key }, origin)
           connection.send(new OutFrame(answer))

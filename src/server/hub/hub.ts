@@ -51,24 +51,12 @@ export interface SubscribeRequest {
 export interface Subscription {
   readonly connection: Connection
   readonly channel: string
-  readonly rid: string | undefined
-  readonly since: Position | undefined
-  /** How many of the newest messages the first page starts before (0: none), clamped to maxRewind. */
-  readonly rewind: number
-  readonly continues: boolean
   readonly local: LocalChannel
   /**
-   * Live messages that arrived while recovering; undefined once live. At most
-   * REPLAY_BACKLOG_MESSAGES: past that it is emptied and `backlogDropped` set.
+   * What the subscription needs until it is live; undefined once live. Apart, so that a live
+   * subscription (what every idle connection holds) does not carry nine fields it no longer uses.
    */
-  backlog: StoredMessage[] | undefined
-  /** Backlog messages were dropped: the replay fetches history once more before going live. */
-  backlogDropped: boolean
-  /** The history page being replayed (undefined before the first), and the next message's index in it. */
-  page: StoredMessage[] | undefined
-  pageIndex: number
-  /** History has more after the page. */
-  more: boolean
+  replay: SubscriptionReplay | undefined
   /** Position of the last frame sent for this channel (valid once live). */
   epoch: string
   offset: number
@@ -76,7 +64,28 @@ export interface Subscription {
   /** The presence member this subscription counts for, once live on a presence channel. */
   member: string | undefined
   /** Its connection got the member set (a `sync`, or the deltas its poll missed). */
-  presenceSent?: boolean
+  presenceSent: boolean
+}
+
+/** A subscription's request and the state of its replay, from subscribe until it goes live. */
+interface SubscriptionReplay {
+  readonly rid: string | undefined
+  readonly since: Position | undefined
+  /** How many of the newest messages the first page starts before (0: none), clamped to maxRewind. */
+  readonly rewind: number
+  readonly continues: boolean
+  /**
+   * Live messages that arrived while recovering. At most REPLAY_BACKLOG_MESSAGES: past that it
+   * is emptied and `backlogDropped` set.
+   */
+  readonly backlog: StoredMessage[]
+  /** Backlog messages were dropped: the replay fetches history once more before going live. */
+  backlogDropped: boolean
+  /** The history page being replayed (undefined before the first), and the next message's index in it. */
+  page: StoredMessage[] | undefined
+  pageIndex: number
+  /** History has more after the page. */
+  more: boolean
 }
 
 /**
@@ -97,72 +106,74 @@ interface LocalChannel {
   released: boolean
 }
 
-/** The table of a connection without subscriptions: shared, so an unsubscribed connection holds no array. */
-const NO_SUBSCRIPTIONS: readonly Subscription[] = Object.freeze([])
-
 /** Past this many subscriptions a connection's table becomes a Map. */
 const LIST_TABLE_MAX = 8
 
 /**
- * A connection's subscriptions by channel. Most connections hold one or a few, and for those an
- * array of exactly their size costs a fraction of a Map (whose empty hash table alone is about
- * 200 bytes, held by every idle connection); past {@link LIST_TABLE_MAX} it becomes a Map, so a
- * client with many channels still finds one in constant time. The array is replaced, never
- * changed, so iterating {@link values} while subscriptions are removed is safe (as a Map's is).
+ * A connection's subscriptions by channel, as a value the hub replaces: none (undefined), the one
+ * subscription itself, an array of exactly their number, or past {@link LIST_TABLE_MAX} a Map, so
+ * that a client with many channels still finds one in constant time. Most connections hold one
+ * or a few, and every idle one holds its table: one subscription held as itself costs nothing
+ * beyond it, where an object around an array costs ~90 bytes and a Map's empty hash table ~200.
+ * An array is replaced, never changed, so iterating {@link subscriptionsIn} while subscriptions
+ * are removed is safe (as a Map's iteration is).
  */
-class SubscriptionTable {
-  #entries: readonly Subscription[] | Map<string, Subscription> = NO_SUBSCRIPTIONS
+type SubscriptionTable = Subscription | readonly Subscription[] | Map<string, Subscription> | undefined
 
-  get size(): number {
-    const entries = this.#entries
-    return entries instanceof Map ? entries.size : entries.length
-  }
+function isSubscriptionList(table: SubscriptionTable): table is readonly Subscription[] {
+  return Array.isArray(table)
+}
 
-  get(channel: string): Subscription | undefined {
-    const entries = this.#entries
-    if (entries instanceof Map) return entries.get(channel)
-    for (const subscription of entries) if (subscription.channel === channel) return subscription
-    return undefined
-  }
+function subscriptionCount(table: SubscriptionTable): number {
+  if (table === undefined) return 0
+  if (table instanceof Map) return table.size
+  return isSubscriptionList(table) ? table.length : 1
+}
 
-  /** Adds `subscription`, replacing the one of its channel if there is one. */
-  set(subscription: Subscription): void {
-    const entries = this.#entries
-    if (entries instanceof Map) {
-      entries.set(subscription.channel, subscription)
-      return
-    }
-    const index = entries.findIndex((other) => other.channel === subscription.channel)
-    if (index >= 0) {
-      const replaced = entries.slice()
-      replaced[index] = subscription
-      this.#entries = replaced
-    } else if (entries.length < LIST_TABLE_MAX) {
-      // concat and slice make arrays of exactly the length needed (push and filter reserve room for 17).
-      this.#entries = entries.concat([subscription])
-    } else {
-      const map = new Map<string, Subscription>()
-      for (const other of entries) map.set(other.channel, other)
-      map.set(subscription.channel, subscription)
-      this.#entries = map
-    }
-  }
+function subscriptionOf(table: SubscriptionTable, channel: string): Subscription | undefined {
+  if (table === undefined) return undefined
+  if (table instanceof Map) return table.get(channel)
+  if (!isSubscriptionList(table)) return table.channel === channel ? table : undefined
+  for (const subscription of table) if (subscription.channel === channel) return subscription
+  return undefined
+}
 
-  delete(channel: string): void {
-    const entries = this.#entries
-    if (entries instanceof Map) {
-      entries.delete(channel)
-      return
-    }
-    const index = entries.findIndex((subscription) => subscription.channel === channel)
-    if (index < 0) return
-    this.#entries = entries.length === 1 ? NO_SUBSCRIPTIONS : entries.slice(0, index).concat(entries.slice(index + 1))
+/** The table with `subscription` added, replacing the one of its channel if there is one. */
+function withSubscription(table: SubscriptionTable, subscription: Subscription): SubscriptionTable {
+  if (table === undefined) return subscription
+  if (table instanceof Map) return table.set(subscription.channel, subscription)
+  const list = isSubscriptionList(table) ? table : [table]
+  const index = list.findIndex((other) => other.channel === subscription.channel)
+  if (index >= 0) {
+    if (list.length === 1) return subscription
+    const replaced = list.slice()
+    replaced[index] = subscription
+    return replaced
   }
+  // concat makes an array of exactly the length needed (push reserves room for 17).
+  if (list.length < LIST_TABLE_MAX) return list.concat([subscription])
+  const map = new Map<string, Subscription>()
+  for (const other of list) map.set(other.channel, other)
+  return map.set(subscription.channel, subscription)
+}
 
-  values(): Iterable<Subscription> {
-    const entries = this.#entries
-    return entries instanceof Map ? entries.values() : entries
+/** The table without the subscription of `channel`. */
+function withoutSubscription(table: SubscriptionTable, channel: string): SubscriptionTable {
+  if (table === undefined) return undefined
+  if (table instanceof Map) {
+    table.delete(channel)
+    return table
   }
+  if (!isSubscriptionList(table)) return table.channel === channel ? undefined : table
+  const rest = table.filter((subscription) => subscription.channel !== channel)
+  return rest.length <= 1 ? rest[0] : rest
+}
+
+/** The table's subscriptions, safe to iterate while they are removed. */
+function subscriptionsIn(table: SubscriptionTable): Iterable<Subscription> {
+  if (table === undefined) return []
+  if (table instanceof Map) return table.values()
+  return isSubscriptionList(table) ? table : [table]
 }
 
 /**
@@ -254,7 +265,7 @@ export class Hub {
 
   stats(): { connections: number; channels: number; subscriptions: number } {
     let subscriptions = 0
-    for (const table of this.#connections.values()) subscriptions += table.size
+    for (const table of this.#connections.values()) subscriptions += subscriptionCount(table)
     // A lingering channel has no subscriber: it is the broker's, not a client's, and not counted.
     let channels = 0
     for (const local of this.#channels.values()) if (local.subscribers.size > 0) channels += 1
@@ -268,14 +279,14 @@ export class Hub {
 
   add(connection: Connection): void {
     if (this.#connections.has(connection)) return
-    this.#connections.set(connection, new SubscriptionTable())
+    this.#connections.set(connection, undefined)
     this.#users.add(connection)
   }
 
   /** Forgets a connection and everything kept for it. Idempotent. */
   remove(connection: Connection): void {
+    if (!this.#connections.has(connection)) return
     const table = this.#connections.get(connection)
-    if (!table) return
     this.#connections.delete(connection)
     this.#replays.delete(connection)
     this.#users.remove(connection)
@@ -283,10 +294,10 @@ export class Hub {
       // A poll is a connection only while held: keep the presence deltas until its next poll.
       // Opened before the members' grace periods start, so it expires first (then the next poll syncs).
       // Not for a channel whose sync had not gone out yet (a shared presence answers later): its next poll syncs.
-      const presenceChannels = [...table.values()].filter((s) => s.presenceSent).map((s) => s.channel)
+      const presenceChannels = [...subscriptionsIn(table)].filter((s) => s.presenceSent).map((s) => s.channel)
       if (presenceChannels.length > 0) this.#mailboxes.open(connection.session, presenceChannels)
     }
-    for (const subscription of table.values()) this.#detach(subscription)
+    for (const subscription of subscriptionsIn(table)) this.#detach(subscription)
     connection.markClosed()
   }
 
@@ -320,8 +331,7 @@ export class Hub {
   async subscribe(connection: Connection, requests: readonly SubscribeRequest[]): Promise<void> {
     const { access } = this.#options
     if (access?.restricts) requests = await this.#admit(connection, requests, access)
-    const table = this.#connections.get(connection)
-    if (!table) return
+    if (!this.#connections.has(connection)) return
     let queue = this.#replays.get(connection)
     if (!queue) {
       queue = { connection, waiting: [], pumping: false, pass: Promise.resolve() }
@@ -329,11 +339,11 @@ export class Hub {
     }
     for (const request of requests) {
       if (!connection.isOpen) return
-      const previous = table.get(request.channel)
+      const previous = this.#subscriptionOf(connection, request.channel)
       if (previous) {
         // Subscribing again replaces the subscription (a recovery still running for it is dropped).
         this.#detach(previous)
-      } else if (table.size >= this.#options.maxSubscriptions) {
+      } else if (subscriptionCount(this.#connections.get(connection)) >= this.#options.maxSubscriptions) {
         const message = `more than ${this.#options.maxSubscriptions} subscriptions`
         connection.send(new OutFrame(errorFrame('TOO_MANY_SUBSCRIPTIONS', message, request)))
         continue
@@ -343,27 +353,30 @@ export class Hub {
         connection,
         // The channel's one copy of the name, not the request's: a string less per subscription.
         channel: local.name,
-        rid: request.rid,
-        since: request.since,
-        rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
-        continues: request.continues === true && request.since !== undefined,
         local,
-        // Listening before recovering, and buffering meanwhile, is what makes
-        // resume race-free with an async broker: a message published during
-        // recovery is either in the recovery or in the backlog (or both;
-        // offsets drop the duplicate).
-        backlog: [],
-        backlogDropped: false,
-        page: undefined,
-        pageIndex: 0,
-        more: false,
+        replay: {
+          rid: request.rid,
+          since: request.since,
+          rewind: request.since ? 0 : Math.min(request.rewind ?? 0, this.#options.maxRewind ?? 100),
+          continues: request.continues === true && request.since !== undefined,
+          // Listening before recovering, and buffering meanwhile, is what makes
+          // resume race-free with an async broker: a message published during
+          // recovery is either in the recovery or in the backlog (or both;
+          // offsets drop the duplicate).
+          backlog: [],
+          backlogDropped: false,
+          page: undefined,
+          pageIndex: 0,
+          more: false,
+        },
         epoch: '',
         offset: 0,
         active: true,
         member: undefined,
+        presenceSent: false,
       }
       local.subscribers.add(subscription)
-      table.set(subscription)
+      this.#connections.set(connection, withSubscription(this.#connections.get(connection), subscription))
       queue.waiting.push(subscription)
     }
     await this.#runReplays(queue)
@@ -385,7 +398,7 @@ export class Hub {
         admitted.push(request)
         return
       }
-      const previous = this.#connections.get(connection)?.get(request.channel)
+      const previous = this.#subscriptionOf(connection, request.channel)
       if (previous) this.#detach(previous)
       connection.send(new OutFrame(errorFrame(refusal.code, refusal.message, request)))
     })
@@ -394,8 +407,12 @@ export class Hub {
 
   /** Stops delivery of `channel` to `connection`; unknown channels are ignored. */
   unsubscribe(connection: Connection, channel: string): void {
-    const subscription = this.#connections.get(connection)?.get(channel)
+    const subscription = this.#subscriptionOf(connection, channel)
     if (subscription) this.#detach(subscription)
+  }
+
+  #subscriptionOf(connection: Connection, channel: string): Subscription | undefined {
+    return subscriptionOf(this.#connections.get(connection), channel)
   }
 
   /** Sends every connection a `close` frame, waits briefly for them to go, then drops the rest. */
@@ -445,7 +462,8 @@ export class Hub {
       for (;;) {
         const subscription = waiting[0]
         if (!subscription || !connection.isOpen || this.#replays.get(connection) !== queue) return
-        if (!subscription.active) {
+        const { replay } = subscription
+        if (!subscription.active || !replay) {
           waiting.shift()
           continue
         }
@@ -453,16 +471,16 @@ export class Hub {
           connection.onDrain = this.#resumeReplays
           return
         }
-        const { page } = subscription
-        const message = page?.[subscription.pageIndex]
+        const { page } = replay
+        const message = page?.[replay.pageIndex]
         if (message) {
-          subscription.pageIndex += 1
+          replay.pageIndex += 1
           this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
-        } else if (!page || subscription.more || subscription.backlogDropped) {
-          await this.#fetchPage(subscription)
+        } else if (!page || replay.more || replay.backlogDropped) {
+          await this.#fetchPage(subscription, replay)
         } else {
           waiting.shift()
-          this.#goLive(subscription)
+          this.#goLive(subscription, replay)
         }
       }
     } finally {
@@ -487,10 +505,11 @@ export class Hub {
    * where the client is); a later one that finds history moved on (the client
    * read slowly) says so with a `gap`.
    */
-  async #fetchPage(subscription: Subscription): Promise<void> {
-    const { connection, channel, since, rewind } = subscription
-    const first = subscription.page === undefined
-    subscription.backlogDropped = false
+  async #fetchPage(subscription: Subscription, replay: SubscriptionReplay): Promise<void> {
+    const { connection, channel } = subscription
+    const { since, rewind } = replay
+    const first = replay.page === undefined
+    replay.backlogDropped = false
     let from = first ? since : { epoch: subscription.epoch, offset: subscription.offset }
     let recovery: Recovery
     try {
@@ -514,7 +533,7 @@ export class Hub {
       }
       this.#options.logger.error(`pushline: recovering ${channel} failed`, error)
       if (first) {
-        const { rid } = subscription
+        const { rid } = replay
         connection.send(new OutFrame(errorFrame('INTERNAL', 'subscribe failed', { rid, channel })))
         this.#detach(subscription)
       } else {
@@ -528,7 +547,7 @@ export class Hub {
     if (
       first &&
       recovery.gap === 'epoch-changed' &&
-      subscription.continues &&
+      replay.continues &&
       this.#epochFlaps.observe(connection.session, Date.now())
     ) {
       // Replaying this node's history to a client that will be on another node next time is the loop to break.
@@ -539,14 +558,14 @@ export class Hub {
     }
     // History shorter than the rewind asked for is no loss to a subscription that had no position.
     if (first && rewind && recovery.gap === 'history-exhausted') recovery = { ...recovery, gap: undefined }
-    subscription.page = recovery.messages
-    subscription.pageIndex = 0
+    replay.page = recovery.messages
+    replay.pageIndex = 0
     // A broker that sets `more` with an empty page would replay forever.
-    subscription.more = recovery.more === true && recovery.messages.length > 0
+    replay.more = recovery.more === true && recovery.messages.length > 0
     if (first) {
       const moved = recovery.gap !== undefined || recovery.epoch !== since?.epoch || recovery.offset !== since.offset
-      if (moved || !subscription.continues) {
-        connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, subscription.rid, recovery.gap))
+      if (moved || !replay.continues) {
+        connection.send(subscribedFrame(channel, recovery.epoch, recovery.offset, replay.rid, recovery.gap))
       }
     } else if (recovery.gap !== undefined) {
       connection.send(gapFrame(channel, recovery.gap, recovery.epoch, recovery.offset))
@@ -558,22 +577,20 @@ export class Hub {
   }
 
   /** The replay is done: sends the live messages that arrived meanwhile and switches to live delivery. */
-  #goLive(subscription: Subscription): void {
-    const backlog = subscription.backlog ?? []
-    subscription.backlog = undefined
-    subscription.page = undefined
-    for (const message of backlog) this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
-    if (this.#presence?.tracks(subscription.channel)) this.#joinPresence(subscription, this.#presence)
+  #goLive(subscription: Subscription, replay: SubscriptionReplay): void {
+    subscription.replay = undefined
+    for (const message of replay.backlog) this.#deliver(subscription, message, this.#frames.frameOf(message, this.#encode))
+    if (this.#presence?.tracks(subscription.channel)) this.#joinPresence(subscription, this.#presence, replay.continues)
   }
 
   /**
    * Counts a live subscription as a member of its presence channel, and tells it who is there:
    * the whole set (`sync`), or for a poll that continues, only the deltas since its last poll.
    */
-  #joinPresence(subscription: Subscription, presence: PresenceTracker): void {
+  #joinPresence(subscription: Subscription, presence: PresenceTracker, continues: boolean): void {
     const { connection, channel } = subscription
     const member = connection.identity?.userId ?? connection.session
-    const missed = subscription.continues ? this.#mailboxes.take(connection.session, channel) : undefined
+    const missed = continues ? this.#mailboxes.take(connection.session, channel) : undefined
     // Announced to the others before this one counts, so it never hears of its own join.
     presence.join(channel, member)
     subscription.member = member
@@ -643,12 +660,13 @@ export class Hub {
     // Built on first use, then shared: serialized once per encoding, not per subscriber.
     let frame: OutFrame | null | undefined
     for (const subscription of local.subscribers) {
-      const { backlog } = subscription
-      if (backlog) {
+      const { replay } = subscription
+      if (replay) {
+        const { backlog } = replay
         if (backlog.length >= REPLAY_BACKLOG_MESSAGES) {
           // Bounded: these are in history, where the replay fetches them instead.
           backlog.length = 0
-          subscription.backlogDropped = true
+          replay.backlogDropped = true
         }
         backlog.push(message)
         continue
@@ -693,15 +711,14 @@ export class Hub {
 
   #detach(subscription: Subscription): void {
     subscription.active = false
-    subscription.backlog = undefined
-    subscription.page = undefined
+    subscription.replay = undefined
     const { connection, channel, local, member } = subscription
     if (member !== undefined) {
       subscription.member = undefined
       this.#presence?.leave(channel, member)
     }
     const table = this.#connections.get(connection)
-    if (table?.get(channel) === subscription) table.delete(channel)
+    if (subscriptionOf(table, channel) === subscription) this.#connections.set(connection, withoutSubscription(table, channel))
     local.subscribers.delete(subscription)
     if (local.subscribers.size === 0) this.#linger(local)
   }

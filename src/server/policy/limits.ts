@@ -221,7 +221,12 @@ export class ConnectionLimits {
     return undefined
   }
 
-  /** Frees a place {@link take} gave `ip`. */
+  /**
+   * Frees a place that {@link take} or {@link admit} gave `ip`, for an owner that keeps the
+   * address anyway instead of a release function (a poll session, a WebSocket connection: a
+   * closure and its context per place cost more than the address they already hold). Call it
+   * exactly once per place, and not beside `admit`'s release.
+   */
   free(ip: string): void {
     this.#open -= 1
     this.#perIp.release(ip)
