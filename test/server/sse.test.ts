@@ -160,6 +160,46 @@ describe('SSE transport', () => {
     expect(dechunk(body).split(ping).length).toBeGreaterThan(3)
   })
 
+  it.each(['1.1', '1.0'])('writes the messages of a one-channel stream as whole events on HTTP/%s, with their ids', async (version) => {
+    const server = await startPushFixture()
+    const url = new URL(`${server.directUrl}/sse?cursor=a`)
+    const socket = connect(Number(url.port), url.hostname)
+    let raw = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (chunk: string) => (raw += chunk))
+    socket.write(`GET ${url.pathname}${url.search} HTTP/${version}\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
+    await waitFor(() => raw.includes('"subscribed"'), 'subscribed')
+    // One message per turn, so that each goes out alone (the one-event path), and one multi-byte.
+    const published = []
+    for (const data of [1, 'é €', 3]) {
+      published.push(await server.push.publish('a', data))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const last = published.at(-1)
+    await waitFor(() => raw.includes(`id: a=${last?.epoch}-${last?.offset}`), 'the last message')
+    socket.destroy()
+    const headEnd = raw.indexOf('\r\n\r\n')
+    const chunked = raw.slice(0, headEnd).toLowerCase().includes('transfer-encoding: chunked')
+    expect(chunked).toBe(version === '1.1')
+    const body = Buffer.from(raw.slice(headEnd + 4), 'latin1')
+    const text = (chunked ? Buffer.from(dechunk(body.toString('latin1')), 'latin1') : body).toString('utf8')
+    // Whole events, in order, each with its own id and the message it carries.
+    const messages = text
+      .split('\n\n')
+      .filter((event) => event.includes('"type":"message"'))
+      .map((event) => {
+        const [id, data, ...rest] = event.split('\n')
+        return { id, frame: JSON.parse(data?.replace(/^data: /, '') ?? 'null'), rest }
+      })
+    expect(messages).toEqual(
+      published.map((at, i) => ({
+        id: `id: a=${at.epoch}-${at.offset}`,
+        frame: expect.objectContaining({ type: 'message', channel: 'a', offset: at.offset, data: [1, 'é €', 3][i] }),
+        rest: [],
+      })),
+    )
+  })
+
   it('lets Last-Event-ID override the query for the channels the query names', async () => {
     const server = await startPushFixture()
     const first = await server.push.publish('a', 1)

@@ -34,23 +34,30 @@ const SOLE_CHANNEL_ID_LINE = new FrameEncoding((frame) => {
 })
 
 /**
- * A whole event of a frame that moves a position, for a stream whose only channel is the frame's:
- * the same bytes for every such stream, encoded once per message (the fan-out case, then one
- * write of shared bytes per connection).
+ * `event` as one HTTP/1.1 chunk (RFC 9112 7.1: its size in hex, CRLF, its bytes, CRLF), the form a
+ * chunked response puts it in: written as it is, an event is one socket write of shared bytes
+ * ({@link SseConnection}'s fast path) instead of the four small writes `res.write` makes of it.
  */
-const SOLE_CHANNEL_EVENT = new FrameEncoding((frame) =>
-  Buffer.from(`${frame.encoded(SOLE_CHANNEL_ID_LINE)}${frame.encoded(DATA_LINE)}\n`),
+function framedAsChunk(event: string): Buffer {
+  return Buffer.from(`${Buffer.byteLength(event).toString(16)}\r\n${event}\r\n`)
+}
+
+/** The event inside a {@link framedAsChunk} chunk, for a response that must write it itself. */
+function eventOfChunk(chunk: Buffer): Buffer {
+  return chunk.subarray(chunk.indexOf('\r\n') + 2, chunk.length - 2)
+}
+
+/**
+ * A whole event of a frame that moves a position, for a stream whose only channel is the frame's,
+ * framed as a chunk: the same bytes for every such stream, encoded once per message (the fan-out
+ * case, then one write of shared bytes per connection).
+ */
+const SOLE_CHANNEL_EVENT_CHUNK = new FrameEncoding((frame) =>
+  framedAsChunk(`${frame.encoded(SOLE_CHANNEL_ID_LINE)}${frame.encoded(DATA_LINE)}\n`),
 )
 
-/** A whole event without `id:` (ping, error, presence): the same bytes for every stream. */
-const PLAIN_EVENT = new FrameEncoding((frame) => Buffer.from(`${frame.encoded(DATA_LINE)}\n`))
-
-const CRLF = Buffer.from('\r\n')
-/** {@link PLAIN_EVENT} as one HTTP/1.1 chunk (RFC 9112 7.1: size in hex, CRLF, data, CRLF). */
-const PLAIN_EVENT_CHUNK = new FrameEncoding((frame) => {
-  const event = frame.encoded(PLAIN_EVENT)
-  return Buffer.concat([Buffer.from(`${event.length.toString(16)}\r\n`), event, CRLF])
-})
+/** A whole event without `id:` (ping, error, presence), framed as a chunk: the same bytes for every stream. */
+const PLAIN_EVENT_CHUNK = new FrameEncoding((frame) => framedAsChunk(`${frame.encoded(DATA_LINE)}\n`))
 
 /**
  * A client on an SSE response: each frame is one event with one `data:`
@@ -87,12 +94,12 @@ export class SseConnection extends ResponseStreamConnection {
       const type = only.frame.type
       if (only.position) {
         if (!cursor) {
-          this.writeChunk(only.encoded(SOLE_CHANNEL_EVENT))
+          this.#writeEvent(only.encoded(SOLE_CHANNEL_EVENT_CHUNK))
           return
         }
         cursor.advance(only.position)
       } else if (type !== 'hello' && type !== 'close') {
-        if (!this.#writeFramedChunk(only.encoded(PLAIN_EVENT_CHUNK))) this.writeChunk(only.encoded(PLAIN_EVENT))
+        this.#writeEvent(only.encoded(PLAIN_EVENT_CHUNK))
         return
       }
     }
@@ -119,21 +126,27 @@ export class SseConnection extends ResponseStreamConnection {
   }
 
   /**
-   * Writes an event already framed as an HTTP/1.1 chunk straight to the socket, when the response
-   * has nothing buffered that it must go after. This is the heartbeat's path: a round writes a ping
-   * to every stream, and `res.write` would make that four socket writes (size, CRLF, event, CRLF),
-   * corked and uncorked on the next tick into one writev; this is one write of shared bytes.
-   * False when the response must write it itself: headers not yet out, not chunked (HTTP/1.0, or
-   * not node:http), output waiting, or a chunk large enough to fill the socket's buffer (the
-   * response's drain tracking would not see it).
+   * Writes one event, given framed as an HTTP/1.1 chunk, straight to the socket when the response
+   * has nothing buffered that it must go after: the heartbeat's path (a round writes a ping to every
+   * stream) and the fan-out's (one message to every stream of its channel). `res.write` would make
+   * four socket writes of it (size, CRLF, event, CRLF), corked and uncorked on the next tick into
+   * one writev; this is one write of shared bytes. Otherwise the response writes the event itself:
+   * headers not yet out, not chunked (HTTP/1.0, or not node:http), output waiting, or a chunk large
+   * enough to fill the socket's buffer (the response's drain tracking would not see it).
    */
-  #writeFramedChunk(chunk: Buffer): boolean {
+  #writeEvent(chunk: Buffer): void {
     const res = this.res
     const socket = res.socket
-    if (socket === null || !this.writable || !res.headersSent || res.chunkedEncoding !== true) return false
-    if (res.writableCorked !== 0 || res.writableLength !== 0 || chunk.length >= socket.writableHighWaterMark) return false
-    socket.write(chunk)
-    return true
+    const direct =
+      socket !== null &&
+      this.writable &&
+      res.headersSent &&
+      res.chunkedEncoding === true &&
+      res.writableCorked === 0 &&
+      res.writableLength === 0 &&
+      chunk.length < socket.writableHighWaterMark
+    if (direct) socket.write(chunk)
+    else this.writeChunk(eventOfChunk(chunk))
   }
 }
 
