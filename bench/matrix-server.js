@@ -146,8 +146,8 @@ async function startSocketIo() {
   }
 }
 
-/** A raw SSE server: one `data:` event per message, written to every open response. No history, no heartbeat. */
-async function startSseRaw() {
+/** An SSE server on `node:http` that keeps its open responses, for the raw SSE peers. */
+async function startSseStreams() {
   const streams = new Set()
   const http = createServer((req, res) => {
     res.writeHead(200, {
@@ -160,18 +160,28 @@ async function startSseRaw() {
     res.on('close', () => streams.delete(res))
   })
   await listen(http)
-  let offset = 0
   return {
-    urls: { sse: `http://127.0.0.1:${http.address().port}/sse` },
-    publish: (data) => {
-      const text = `data: ${peerFrame(data, ++offset)}\n\n`
-      for (const res of streams) res.write(text)
-    },
+    streams,
+    url: `http://127.0.0.1:${http.address().port}/sse`,
     close: async () => {
       for (const res of streams) res.destroy()
       http.closeAllConnections?.()
       await new Promise((resolve) => http.close(() => resolve()))
     },
+  }
+}
+
+/** A raw SSE server: one `data:` event per message, written to every open response. No history, no heartbeat. */
+async function startSseRaw() {
+  const { streams, url, close } = await startSseStreams()
+  let offset = 0
+  return {
+    urls: { sse: url },
+    publish: (data) => {
+      const text = `data: ${peerFrame(data, ++offset)}\n\n`
+      for (const res of streams) res.write(text)
+    },
+    close,
   }
 }
 
@@ -218,31 +228,18 @@ async function startWsHeartbeat() {
 
 /** A raw SSE server with a heartbeat: one comment line per interval written to every open response. */
 async function startSseHeartbeat() {
-  const streams = new Set()
-  const http = createServer((req, res) => {
-    res.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache, no-transform',
-      Connection: 'keep-alive',
-    })
-    res.write(': ok\n\n')
-    streams.add(res)
-    res.on('close', () => streams.delete(res))
-  })
+  const { streams, url, close } = await startSseStreams()
   const interval = setInterval(() => {
     for (const res of streams) res.write(': ping\n\n')
   }, HEARTBEAT_MS)
-  await listen(http)
   return {
-    urls: { sse: `http://127.0.0.1:${http.address().port}/sse` },
+    urls: { sse: url },
     publish: () => {
       throw new Error('sse-heartbeat is an idle-phase peer: it does not publish')
     },
-    close: async () => {
+    close: () => {
       clearInterval(interval)
-      for (const res of streams) res.destroy()
-      http.closeAllConnections?.()
-      await new Promise((resolve) => http.close(() => resolve()))
+      return close()
     },
   }
 }

@@ -135,18 +135,10 @@ describe('SSE transport', () => {
 
   it.each(['1.1', '1.0'])('writes every ping as a whole event on HTTP/%s (its own chunk when chunked)', async (version) => {
     const server = await startPushFixture({ heartbeatMs: 50 })
-    const url = new URL(`${server.directUrl}/sse?cursor=a`)
-    const socket = connect(Number(url.port), url.hostname)
-    let raw = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => (raw += chunk))
-    socket.write(`GET ${url.pathname}${url.search} HTTP/${version}\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
+    const stream = rawSseRequest(`${server.directUrl}/sse?cursor=a`, version)
     const ping = 'data: {"type":"ping"}\n\n'
-    await waitFor(() => raw.split(ping).length > 3, 'three pings')
-    socket.destroy()
-    const headEnd = raw.indexOf('\r\n\r\n')
-    const head = raw.slice(0, headEnd).toLowerCase()
-    const body = raw.slice(headEnd + 4)
+    await waitFor(() => stream.raw.split(ping).length > 3, 'three pings')
+    const { head, body } = stream.end()
     if (version === '1.0') {
       // Not chunked: the events follow one another as they are.
       expect(head).not.toContain('transfer-encoding')
@@ -162,13 +154,8 @@ describe('SSE transport', () => {
 
   it.each(['1.1', '1.0'])('writes the messages of a one-channel stream as whole events on HTTP/%s, with their ids', async (version) => {
     const server = await startPushFixture()
-    const url = new URL(`${server.directUrl}/sse?cursor=a`)
-    const socket = connect(Number(url.port), url.hostname)
-    let raw = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => (raw += chunk))
-    socket.write(`GET ${url.pathname}${url.search} HTTP/${version}\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
-    await waitFor(() => raw.includes('"subscribed"'), 'subscribed')
+    const stream = rawSseRequest(`${server.directUrl}/sse?cursor=a`, version)
+    await waitFor(() => stream.raw.includes('"subscribed"'), 'subscribed')
     // One message per turn, so that each goes out alone (the one-event path), and one multi-byte.
     const published = []
     for (const data of [1, 'é €', 3]) {
@@ -176,13 +163,11 @@ describe('SSE transport', () => {
       await new Promise((resolve) => setImmediate(resolve))
     }
     const last = published.at(-1)
-    await waitFor(() => raw.includes(`id: a=${last?.epoch}-${last?.offset}`), 'the last message')
-    socket.destroy()
-    const headEnd = raw.indexOf('\r\n\r\n')
-    const chunked = raw.slice(0, headEnd).toLowerCase().includes('transfer-encoding: chunked')
+    await waitFor(() => stream.raw.includes(`id: a=${last?.epoch}-${last?.offset}`), 'the last message')
+    const { head, body } = stream.end()
+    const chunked = head.includes('transfer-encoding: chunked')
     expect(chunked).toBe(version === '1.1')
-    const body = Buffer.from(raw.slice(headEnd + 4), 'latin1')
-    const text = (chunked ? Buffer.from(dechunk(body.toString('latin1')), 'latin1') : body).toString('utf8')
+    const text = Buffer.from(chunked ? dechunk(body) : body, 'latin1').toString('utf8')
     // Whole events, in order, each with its own id and the message it carries.
     const messages = text
       .split('\n\n')
@@ -349,6 +334,25 @@ describe('SSE transport', () => {
     expect(hello.status).toBe(426)
   })
 })
+
+/**
+ * An SSE request over a bare socket in HTTP/`version`, to see the bytes on the wire (latin1, one
+ * character per byte). `end` closes it and splits what came into the head (lower case) and the body.
+ */
+function rawSseRequest(address: string, version: string) {
+  const url = new URL(address)
+  const socket = connect(Number(url.port), url.hostname)
+  const stream = { raw: '', end }
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => (stream.raw += chunk))
+  socket.write(`GET ${url.pathname}${url.search} HTTP/${version}\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`)
+  function end() {
+    socket.destroy()
+    const headEnd = stream.raw.indexOf('\r\n\r\n')
+    return { head: stream.raw.slice(0, headEnd).toLowerCase(), body: stream.raw.slice(headEnd + 4) }
+  }
+  return stream
+}
 
 /** The data of an HTTP/1.1 chunked body, up to its last whole chunk; throws where the framing is broken. */
 function dechunk(body: string): string {
