@@ -81,6 +81,23 @@ const HEAP_SNAPSHOT_CLIENTS = intFromEnv('BENCH_HEAP_SNAPSHOT', 0, 0, 2_000)
 
 const { children, shutdown } = guardChildren('bench', TOTAL_TIMEOUT_MS)
 
+// BENCH_SERVER_CPUS / BENCH_CLIENT_CPUS (taskset lists, e.g. 0 and 1): the server children on some
+// cores and this process (every client) on others, so that a target's clients do not take CPU from
+// its server. Unset: both share every core, as the figures in docs/benchmarks.md before this setting.
+const SERVER_CPUS = process.env.BENCH_SERVER_CPUS ?? ''
+const CLIENT_CPUS = process.env.BENCH_CLIENT_CPUS ?? ''
+if (CLIENT_CPUS) pinToCpus(process.pid, CLIENT_CPUS)
+
+/** Pins every thread of process `pid` to `cpus` (Linux `taskset`), or ends the run saying why. */
+function pinToCpus(pid, cpus) {
+  try {
+    execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], { stdio: 'ignore' })
+  } catch (error) {
+    console.error(`cannot pin process ${pid} to cpus ${cpus} with taskset: ${error.message}`)
+    shutdown(2)
+  }
+}
+
 // Keep-alive sockets for the HTTP clients (SSE, polls): one per client, reused poll after poll.
 const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 25_000 })
 
@@ -304,6 +321,7 @@ async function startServer(kind) {
   })
   children.add(child)
   child.once('exit', () => children.delete(child))
+  if (SERVER_CPUS) pinToCpus(child.pid, SERVER_CPUS)
   const pending = new Map()
   let nextId = 1
   let exited = null
@@ -591,49 +609,71 @@ function openTcp(target, url, sink, client, ready, fail) {
   client.close = () => socket.destroy()
 }
 
-/** A long-polling client as docs/protocol.md 3.5 describes it: poll, read the NDJSON answer, poll again with the new position. */
+/**
+ * A long-polling client as docs/protocol.md 3.5 describes it: poll, read the NDJSON answer, poll again
+ * with the new position. It speaks HTTP/1.1 itself over one keep-alive socket: node:http's client cost
+ * more CPU per poll than the server's answer (about 105 against 80 µs here), and with all the clients
+ * in this one process it, not the server, set the length of a round of polls. The server answers a
+ * poll with `Content-Length` (200) or no body (204), never chunked.
+ */
 function openPoll(target, url, sink, client, ready, fail) {
+  const { hostname, port, pathname } = new URL(url)
   let session = null
   let position = null
   let closed = false
-  let req = null
+  let socket = null
+  /** Bytes of the answer being read (they may come in several reads, or with the next answer's). */
+  let received = Buffer.alloc(0)
   client.close = () => {
     closed = true
-    req?.destroy()
+    socket?.destroy()
+  }
+  const open = () => {
+    received = Buffer.alloc(0)
+    socket = tcpConnect({ host: hostname, port: Number(port), noDelay: true }, poll)
+    socket.on('data', read)
+    socket.on('error', (error) => {
+      if (!closed) fail(error)
+    })
+    // A keep-alive socket the server closed: poll again on a new one (the position says where from).
+    socket.on('close', (hadError) => {
+      if (!closed && !hadError) open()
+    })
   }
   const poll = () => {
     if (closed) return
     const cursor = position ? `bench=${position}` : 'bench'
     const query = session ? `?cursor=${cursor}&session=${session}` : `?cursor=${cursor}`
-    req = httpGet(url + query, { agent }, (res) => {
-      if (res.statusCode === 204) {
-        res.resume()
-        res.on('end', poll)
-        return
-      }
-      if (res.statusCode !== 200) return fail(new Error(`HTTP ${res.statusCode}`))
-      res.setEncoding('utf8')
-      let body = ''
-      res.on('data', (chunk) => (body += chunk))
-      res.on('end', () => {
-        sink.units++
-        client.answers++
-        for (const line of body.split('\n')) {
-          if (line === '') continue
-          const frame = JSON.parse(line)
-          if (frame.type === 'hello') session = frame.session
-          if (frame.type === 'subscribed') position = `${frame.epoch}-${frame.offset}`
-          if (frame.type === 'message') position = frame.id
-          onPushlineFrame(frame, sink, client, ready, fail)
-        }
-        poll()
-      })
-    })
-    req.on('error', (error) => {
-      if (!closed) fail(error)
-    })
+    socket.write(`GET ${pathname}${query} HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`)
   }
-  poll()
+  const read = (chunk) => {
+    received = received.length === 0 ? chunk : Buffer.concat([received, chunk])
+    const headEnd = received.indexOf('\r\n\r\n')
+    if (headEnd === -1) return
+    const head = received.toString('latin1', 0, headEnd)
+    if (/\r\ntransfer-encoding:/i.test(head)) return fail(new Error('a chunked poll answer'))
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+    const end = headEnd + 4 + length
+    if (received.length < end) return
+    const status = Number(head.slice(9, 12))
+    const body = received.toString('utf8', headEnd + 4, end)
+    // One poll at a time: nothing follows an answer until the next poll is sent.
+    received = Buffer.alloc(0)
+    if (status === 204) return poll()
+    if (status !== 200) return fail(new Error(`HTTP ${status}: ${body}`))
+    sink.units++
+    client.answers++
+    for (const line of body.split('\n')) {
+      if (line === '') continue
+      const frame = JSON.parse(line)
+      if (frame.type === 'hello') session = frame.session
+      if (frame.type === 'subscribed') position = `${frame.epoch}-${frame.offset}`
+      if (frame.type === 'message') position = frame.id
+      onPushlineFrame(frame, sink, client, ready, fail)
+    }
+    poll()
+  }
+  open()
 }
 
 // ---- output --------------------------------------------------------------------------------
@@ -671,6 +711,8 @@ function settings() {
     idleClients: IDLE_CLIENTS,
     idleSeconds: IDLE_SECONDS,
     targets: TARGETS.map((t) => t.id),
+    serverCpus: SERVER_CPUS || 'all',
+    clientCpus: CLIENT_CPUS || 'all',
   }
 }
 
