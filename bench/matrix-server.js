@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url'
 import { getHeapSnapshot } from 'node:v8'
 import { WebSocketServer } from 'ws'
 
-const SERVERS = ['ws', 'ws-batched', 'socketio', 'sse-raw', 'pushline', 'ws-heartbeat', 'sse-heartbeat', 'tcp-floor']
+const SERVERS = ['ws', 'ws-batched', 'socketio', 'sse-raw', 'poll-raw', 'pushline', 'ws-heartbeat', 'sse-heartbeat', 'tcp-floor']
 const kind = process.argv[2]
 if (!SERVERS.includes(kind)) {
   console.error(`usage: node --expose-gc bench/matrix-server.js ${SERVERS.join('|')}`)
@@ -186,6 +186,70 @@ async function startSseRaw() {
 }
 
 /**
+ * A minimal long-polling server on `node:http`, the floor under pushline's: a poll whose cursor
+ * names an offset is answered at once with the messages after it (NDJSON, the peers' frame), or held
+ * until the next publish or for 25 s (then 204), with a timer per held poll. The first poll (a cursor
+ * without a position) is answered with `hello` and `subscribed`, as pushline answers it, so that the
+ * bench's poll client reads both. No coalescing window, sessions, limits or epochs.
+ */
+async function startPollRaw() {
+  const HISTORY_SIZE = 1000
+  const HOLD_MS = 25_000
+  /** The newest frames (JSON lines); frame n is at `history[n - 1 - dropped]`. */
+  const history = []
+  let dropped = 0
+  let offset = 0
+  /** Held polls and the offset each has read up to. */
+  const held = new Map()
+  const answer = (res, lines) => {
+    const body = `${lines.join('\n')}\n`
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' })
+    res.end(body)
+  }
+  const linesAfter = (after) => history.slice(Math.max(0, after - dropped))
+  const http = createServer((req, res) => {
+    const cursor = new URL(req.url, 'http://bench').searchParams.get('cursor') ?? ''
+    if (!cursor.includes('=')) {
+      const hello = JSON.stringify({ type: 'hello', session: 'raw' })
+      return answer(res, [hello, JSON.stringify({ type: 'subscribed', channel: CHANNEL, epoch: 'raw', offset })])
+    }
+    const after = Number(cursor.slice(cursor.lastIndexOf('-') + 1))
+    if (after < offset) return answer(res, linesAfter(after))
+    const timer = setTimeout(() => {
+      held.delete(res)
+      res.writeHead(204, { 'Cache-Control': 'no-store' })
+      res.end()
+    }, HOLD_MS)
+    held.set(res, { after, timer })
+    res.on('close', () => {
+      clearTimeout(timer)
+      held.delete(res)
+    })
+  })
+  await listen(http)
+  return {
+    urls: { poll: `http://127.0.0.1:${http.address().port}/poll` },
+    publish: (data) => {
+      history.push(peerFrame(data, ++offset))
+      if (history.length > HISTORY_SIZE) {
+        history.shift()
+        dropped++
+      }
+      for (const [res, { after, timer }] of held) {
+        clearTimeout(timer)
+        held.delete(res)
+        answer(res, linesAfter(after))
+      }
+    },
+    close: async () => {
+      for (const res of held.keys()) res.destroy()
+      http.closeAllConnections?.()
+      await new Promise((resolve) => http.close(() => resolve()))
+    },
+  }
+}
+
+/**
  * Plain `ws` with the heartbeat its README recommends: one interval for all clients, `ws.ping()` to
  * each, a flag set again by its pong, and a client that stopped answering terminated. Only for the
  * idle phase: the liveness exchange done the minimal way, beside pushline's. One change to the
@@ -336,6 +400,7 @@ const starters = {
   'ws-batched': startWsBatched,
   socketio: startSocketIo,
   'sse-raw': startSseRaw,
+  'poll-raw': startPollRaw,
   pushline: startPushline,
   'ws-heartbeat': startWsHeartbeat,
   'sse-heartbeat': startSseHeartbeat,

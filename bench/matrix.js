@@ -43,6 +43,8 @@ const ALL_TARGETS = [
   { id: 'socketio-websocket', label: 'Socket.IO ws', server: 'socketio', client: 'socketio', transport: 'websocket' },
   { id: 'socketio-polling', label: 'Socket.IO polling', server: 'socketio', client: 'socketio', transport: 'polling' },
   { id: 'sse-raw', label: 'raw SSE', server: 'sse-raw', client: 'sse' },
+  // The floor under pushline's long-polling; its clients are pushline's poll clients (it answers their first poll alike).
+  { id: 'poll-raw', label: 'raw long-poll', server: 'poll-raw', client: 'pushline-poll' },
   { id: 'pushline-websocket', label: 'pushline ws', server: 'pushline', client: 'pushline-websocket' },
   { id: 'pushline-sse', label: 'pushline SSE', server: 'pushline', client: 'pushline-sse' },
   { id: 'pushline-poll', label: 'pushline long-poll', server: 'pushline', client: 'pushline-poll' },
@@ -746,6 +748,8 @@ function markdownTable(report) {
   const rows = [
     ['burst 64/turn: server CPU µs per delivery', (r) => r.burst?.cpuPerDelivery, (v) => v.toFixed(2)],
     ['burst 1/turn: server CPU µs per delivery', (r) => r.single?.cpuPerDelivery, (v) => v.toFixed(2)],
+    // Per write or poll answer: for long-polling, what one poll costs the server.
+    ['burst 1/turn: server CPU µs per wire message', (r) => r.single?.cpuUs / r.single?.units, (v) => v.toFixed(1)],
     [`paced ${PACED_RATE}/s: p50 ms`, (r) => r.paced?.p50 / 1000, (v) => v.toFixed(1)],
     [`paced ${PACED_RATE}/s: p99 ms`, (r) => r.paced?.p99 / 1000, (v) => v.toFixed(1)],
     [`idle (N=${CLIENTS}): heap+external KiB per connection`, (r) => r.memory?.heapExternal / 1024, (v) => v.toFixed(1)],
@@ -772,6 +776,8 @@ function markdownTable(report) {
     ['pushline SSE / raw SSE: idle heap+external', 'pushline-sse', 'sse-raw', (r) => r.memory?.heapExternal, '≤ 1.0'],
     ['pushline SSE / raw SSE: burst 1/turn CPU', 'pushline-sse', 'sse-raw', (r) => r.single?.cpuPerDelivery, '≤ 1.0'],
     ['pushline ws / ws: burst 1/turn CPU', 'pushline-websocket', 'ws', (r) => r.single?.cpuPerDelivery, ''],
+    ['pushline long-poll / raw long-poll: CPU per poll answer (burst 1/turn)', 'pushline-poll', 'poll-raw', (r) => r.single?.cpuUs / r.single?.units, ''],
+    ['pushline long-poll / raw long-poll: paced p99', 'pushline-poll', 'poll-raw', (r) => r.paced?.p99, ''],
     ['pushline ws / ws batched: burst 64/turn CPU', 'pushline-websocket', 'ws-batched', (r) => r.burst?.cpuPerDelivery, ''],
     ['pushline ws / Socket.IO ws: burst 64/turn CPU', 'pushline-websocket', 'socketio-websocket', (r) => r.burst?.cpuPerDelivery, ''],
     ['pushline long-poll / pushline SSE: paced p99', 'pushline-poll', 'pushline-sse', (r) => r.paced?.p99, '≤ 2'],
